@@ -1,0 +1,629 @@
+"""Baselines the style-preference model must beat, and the one harness that compares them.
+
+Why a harness here and not in each caller: ``stylerec evaluate``, the nightly
+train stage, the benchmark and the notebook must compare models on *exactly*
+the same split, the same interactions, the same exclusion of already-seen
+items and the same metric definitions, or their figures stop being
+comparable.  :func:`run_holdout` is that single path.
+
+The baselines share one small interface (scikit-learn shape)::
+
+    model = Baseline(**params).fit(X)   # X: user x item CSR of positive confidences
+    scores = model.user_scores(users)   # dense (len(users), n_items) block
+
+They wrap the libraries rather than re-implementing them: ``implicit``'s CPU
+ALS and BPR, and EASE's closed form with numpy/scipy (there is no maintained
+library for it; it is one regularised Gram-matrix inverse).  Defaults are the
+libraries' or the papers' published defaults, not values tuned on one file:
+
+* :class:`PopularityRecommender`: number of users with a positive interaction.
+* :class:`ALSRecommender`: ``implicit``'s own defaults (100 factors,
+  regularization 0.01, confidence ``1 + x``, 15 iterations).
+* :class:`BPRRecommender`: ``implicit``'s own defaults (100 factors, learning
+  rate 0.01, regularization 0.01, 100 epochs).
+* :class:`EASERecommender`: Steck (2019) with ``l2 = 500`` (the paper's value
+  for MovieLens-20M and Netflix), refused above 20,000 items because the dense
+  item x item inverse costs ``4 * n_items**2`` bytes per copy and ``O(n_items**3)`` time.
+* :class:`ContentRecommender`: the standardised mean style code of a user's
+  items, cosine against every item's standardised code.  Needs item codes.
+
+Cold start (one rule for every model, so no model is flattered):
+
+* a test user with no training history (possible with a ``time:`` holdout) is
+  ranked by training popularity, whichever model is evaluated;
+* a held-out item never seen in training cannot be recommended by any model:
+  it stays in the user's relevant set and counts as a miss (see
+  :mod:`recsys.evaluation`), so a test user whose held-out items are *all*
+  unknown scores 0 on every model rather than being dropped.  Both counts are
+  reported (``n_cold_users``, ``n_unknown_test_items``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import scipy.linalg.lapack
+import scipy.sparse as sp
+
+from recsys.evaluation import EvaluationResult, evaluate_scores
+from recsys.interactions import IdMap, build_interactions, event_weight_series, split_events
+
+log = logging.getLogger(__name__)
+
+#: Largest catalogue EASE accepts (dense item x item float32 inverse: 1.6 GB at 20k,
+#: several such matrices alive during the fit).
+EASE_MAX_ITEMS = 20_000
+
+#: Every model name :func:`run_holdout` knows, in report order.
+MODEL_NAMES: tuple[str, ...] = ("stylerec", "als", "bpr", "ease", "popularity", "content")
+
+
+def default_threads() -> int:
+    """Threads for ``implicit``: the CPUs this process may use, capped at 8.
+
+    ``implicit``'s own default (0 = every core of the machine) oversubscribes
+    containers and shared hosts whose affinity mask is smaller than the machine.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+def _as_positive_csr(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """float32 CSR with only the positive entries (impressions dropped), sorted indices."""
+    if not sp.issparse(matrix):
+        raise ValueError("baselines fit on a scipy.sparse user x item matrix")
+    m = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    m.data[m.data < 0] = 0.0
+    m.eliminate_zeros()
+    m.sort_indices()
+    return m
+
+
+def _user_rows(users: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    u = np.atleast_1d(np.asarray(users, dtype=np.int64))
+    known = (u >= 0) & (u < n_users)
+    return u, known
+
+
+class Recommender(Protocol):
+    """What the harness needs from a model: ``fit`` on a CSR, dense ``user_scores``."""
+
+    def fit(self, matrix: sp.csr_matrix) -> Recommender: ...
+
+    def user_scores(self, users: np.ndarray) -> np.ndarray: ...
+
+
+class _Baseline:
+    """Shared plumbing: popularity prior for users the model has never seen."""
+
+    n_users_: int
+    n_items_: int
+    popularity_: np.ndarray
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "popularity_"):
+            raise ValueError(f"{type(self).__name__} is not fitted yet; call fit() first")
+
+    def _remember(self, X: sp.csr_matrix) -> None:
+        self.n_users_, self.n_items_ = X.shape
+        self.popularity_ = np.diff(X.tocsc().indptr).astype(np.float32)
+
+    def _known_scores(self, users: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def user_scores(self, users: np.ndarray) -> np.ndarray:
+        """Dense ``(len(users), n_items)`` scores; unknown users get the popularity prior."""
+        self._check_fitted()
+        u, known = _user_rows(users, self.n_users_)
+        out = np.empty((len(u), self.n_items_), dtype=np.float32)
+        if known.any():
+            out[known] = self._known_scores(u[known])
+        if (~known).any():
+            out[~known] = self.popularity_
+        return out
+
+
+class PopularityRecommender(_Baseline):
+    """Everyone gets the same list: items by number of users who interacted with them.
+
+    Counting users rather than summing confidences keeps one heavy buyer from
+    making an item "popular".
+    """
+
+    def fit(self, matrix: sp.spmatrix) -> PopularityRecommender:
+        """Count users per item on the positive entries."""
+        self._remember(_as_positive_csr(matrix))
+        return self
+
+    def _known_scores(self, users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.popularity_, (len(users), self.n_items_))
+
+
+class _ImplicitRecommender(_Baseline):
+    """Scores from an ``implicit`` CPU model's user and item factors."""
+
+    model_: Any
+
+    def _known_scores(self, users: np.ndarray) -> np.ndarray:
+        return self.model_.user_factors[users] @ self.model_.item_factors.T
+
+
+class ALSRecommender(_ImplicitRecommender):
+    """``implicit.cpu.als.AlternatingLeastSquares`` on the confidence matrix.
+
+    ``implicit`` reads confidence as ``1 + alpha * x``; BLAS is held to one
+    thread during the fit because ``implicit`` parallelises over users itself
+    (nested threading is slower, and ``implicit`` warns about it).
+    """
+
+    def __init__(
+        self,
+        factors: int = 100,
+        regularization: float = 0.01,
+        alpha: float = 1.0,
+        iterations: int = 15,
+        num_threads: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.num_threads = num_threads
+        self.seed = seed
+
+    def fit(self, matrix: sp.spmatrix) -> ALSRecommender:
+        """Fit ALS (``implicit`` 0.7 takes the user x item CSR directly)."""
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        X = _as_positive_csr(matrix)
+        self._remember(X)
+        with threadpool_limits(1, "blas"):
+            self.model_ = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                num_threads=self.num_threads or default_threads(),
+                random_state=self.seed,
+            )
+            self.model_.fit(X, show_progress=False)
+        return self
+
+
+class BPRRecommender(_ImplicitRecommender):
+    """``implicit.cpu.bpr.BayesianPersonalizedRanking``: pairwise ranking on observed vs not.
+
+    BPR uses only which entries are observed, not their confidence.  Its item
+    factors carry a bias column (the user side has a matching column of ones),
+    so the plain dot product is the full score.  One thread by default:
+    ``implicit`` runs BPR's SGD lock-free ("Hogwild") across threads, which
+    makes a seeded fit differ from run to run; ``num_threads=None`` uses every
+    available core when speed matters more than reproducibility.
+    """
+
+    def __init__(
+        self,
+        factors: int = 100,
+        learning_rate: float = 0.01,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        num_threads: int | None = 1,
+        seed: int = 0,
+    ) -> None:
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.num_threads = num_threads
+        self.seed = seed
+
+    def fit(self, matrix: sp.spmatrix) -> BPRRecommender:
+        """Fit BPR with ``implicit``'s sampler (negatives verified against the user's items)."""
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        X = _as_positive_csr(matrix)
+        self._remember(X)
+        self.model_ = BayesianPersonalizedRanking(
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            num_threads=self.num_threads or default_threads(),
+            random_state=self.seed,
+        )
+        self.model_.fit(X, show_progress=False)
+        return self
+
+
+class EASERecommender(_Baseline):
+    """EASE (Steck 2019): item-item weights ``B`` with a zero diagonal, in closed form.
+
+    ``P = (X^T X + l2 I)^-1``, ``B = -P / diag(P)`` off the diagonal; scores are
+    ``X_u B``.  The Gram matrix is dense ``n_items x n_items``, so catalogues
+    above ``max_items`` are refused with a clear error instead of exhausting memory.
+    """
+
+    def __init__(self, l2: float = 500.0, max_items: int = EASE_MAX_ITEMS) -> None:
+        self.l2 = l2
+        self.max_items = max_items
+
+    def fit(self, matrix: sp.spmatrix) -> EASERecommender:
+        """Solve the closed form (Cholesky inverse of the regularised Gram matrix)."""
+        X = _as_positive_csr(matrix)
+        n_items = X.shape[1]
+        if n_items > self.max_items:
+            gib = 3 * 4 * n_items**2 / 2**30
+            raise ValueError(
+                f"EASE: {n_items:,} items exceed max_items={self.max_items:,} "
+                f"(the dense item x item inverse would need {gib:.1f} GiB and O(n^3) time); "
+                "use ALS/BPR or the style-preference model for this catalogue"
+            )
+        if self.l2 <= 0:
+            raise ValueError(f"EASE: l2 must be > 0, got {self.l2}")
+        self._remember(X)
+        gram = (X.T @ X).toarray().astype(np.float32, copy=False)
+        gram[np.diag_indices_from(gram)] += self.l2
+        # Gram + l2 I is symmetric positive definite with condition number
+        # (largest eigenvalue + l2) / l2: a float32 Cholesky inverse (potrf + potri,
+        # ~n^3 flops) is 4x faster than a float64 LU inverse and, measured on
+        # MovieLens, differs from it by 1e-7 on weights of order 0.05.
+        chol, info = scipy.linalg.lapack.spotrf(gram, lower=False, overwrite_a=True)
+        if info != 0:
+            raise ValueError(f"EASE: Gram matrix not positive definite (LAPACK info {info})")
+        P, info = scipy.linalg.lapack.spotri(chol, lower=False, overwrite_c=True)
+        if info != 0:
+            raise ValueError(f"EASE: inverse failed (LAPACK info {info})")
+        # potri fills the upper triangle only; mirror it in place, a block of rows at a time.
+        for start in range(0, n_items, 1024):
+            stop = min(start + 1024, n_items)
+            P[start:stop, :start] = P[:start, start:stop].T
+            block = P[start:stop, start:stop]
+            block[np.tril_indices(stop - start, -1)] = block.T[np.tril_indices(stop - start, -1)]
+        P /= -np.diag(P).copy()
+        np.fill_diagonal(P, 0.0)
+        self.B_ = P
+        self.X_ = X
+        return self
+
+    def _known_scores(self, users: np.ndarray) -> np.ndarray:
+        return np.asarray(self.X_[users] @ self.B_)
+
+
+class ContentRecommender(_Baseline):
+    """Content only: cosine between a user's mean item code and every item's code.
+
+    Codes are standardised per dimension first (raw style codes all point the
+    same way, cosine > 0.9 between unrelated images, so a raw cosine ranks by
+    noise).  The user profile is the confidence-weighted mean of the
+    standardised codes of the user's positive items.  Items without a code
+    should be given the mean code (they then score 0, i.e. neutral).
+    """
+
+    def __init__(self, item_codes: np.ndarray | None = None) -> None:
+        self.item_codes = item_codes
+
+    def fit(self, matrix: sp.spmatrix) -> ContentRecommender:
+        """Standardise the codes and build user profiles."""
+        if self.item_codes is None:
+            raise ValueError("ContentRecommender needs item_codes (one style code per item)")
+        X = _as_positive_csr(matrix)
+        codes = np.asarray(self.item_codes, dtype=np.float64)
+        if codes.ndim != 2 or codes.shape[0] != X.shape[1]:
+            raise ValueError(
+                f"ContentRecommender: item_codes shape {codes.shape} does not match "
+                f"{X.shape[1]} items"
+            )
+        self._remember(X)
+        z = (codes - codes.mean(axis=0)) / np.maximum(codes.std(axis=0), 1e-8)
+        norms = np.linalg.norm(z, axis=1, keepdims=True)
+        self.unit_codes_ = (z / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        weights = X.sum(axis=1).A.ravel()
+        profiles = np.asarray(X @ self.unit_codes_) / np.maximum(weights, 1e-12)[:, None]
+        pnorm = np.linalg.norm(profiles, axis=1, keepdims=True)
+        self.user_profiles_ = (profiles / np.where(pnorm > 0, pnorm, 1.0)).astype(np.float32)
+        return self
+
+    def _known_scores(self, users: np.ndarray) -> np.ndarray:
+        return self.user_profiles_[users] @ self.unit_codes_.T
+
+
+class _StyleModelAdapter:
+    """The style-preference model behind the harness's ``fit(X)`` / ``user_scores`` interface."""
+
+    def __init__(self, fit_kwargs: dict[str, Any], seed: int) -> None:
+        self.fit_kwargs = fit_kwargs
+        self.seed = seed
+
+    def fit(self, matrix: sp.csr_matrix) -> _StyleModelAdapter:
+        from recsys.model import StylePreferenceModel
+
+        self.model_ = StylePreferenceModel(seed=self.seed, show_progress=False)
+        self.model_.fit(matrix, **self.fit_kwargs)
+        return self
+
+    def user_scores(self, users: np.ndarray) -> np.ndarray:
+        return self.model_.user_scores(users)
+
+
+def make_baseline(name: str, *, item_codes: np.ndarray | None = None, seed: int = 0) -> Any:
+    """A baseline by harness name (``popularity``, ``als``, ``bpr``, ``ease``, ``content``)."""
+    if name == "popularity":
+        return PopularityRecommender()
+    if name == "als":
+        return ALSRecommender(seed=seed)
+    if name == "bpr":
+        return BPRRecommender(seed=seed)
+    if name == "ease":
+        return EASERecommender()
+    if name == "content":
+        return ContentRecommender(item_codes)
+    raise ValueError(f"unknown baseline {name!r}; known: popularity, als, bpr, ease, content")
+
+
+# ---------------------------------------------------------------------------
+# The harness
+# ---------------------------------------------------------------------------
+@dataclass
+class HoldoutResult:
+    """Figures of every model on one holdout.
+
+    ``models[name]`` holds ``ndcg@k``, ``recall@k``, ``map@k``, ``hitrate@k``,
+    ``coverage`` (share of the catalogue in anyone's top k), ``fit_seconds``,
+    ``score_seconds``, bootstrap 95 % bounds ``ndcg@k_low``/``ndcg@k_high`` and
+    ``recall@k_low``/``recall@k_high``, and ``style_diversity@k`` when item codes
+    were given.  A model that could not be fitted (EASE on a huge catalogue) is
+    absent from ``models`` and listed in ``skipped`` with the reason.
+    """
+
+    holdout: str
+    k: int
+    n_test_users: int
+    models: dict[str, dict[str, float]]
+    n_users: int = 0
+    n_items: int = 0
+    n_train_events: int = 0
+    n_test_events: int = 0
+    n_cold_users: int = 0
+    n_unknown_test_items: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    evaluations: dict[str, EvaluationResult] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (NaN becomes None); per-user tables are left out."""
+
+        def clean(v: float) -> float | None:
+            v = float(v)
+            return v if math.isfinite(v) else None
+
+        return {
+            "holdout": self.holdout,
+            "k": self.k,
+            "n_test_users": int(self.n_test_users),
+            "n_users": int(self.n_users),
+            "n_items": int(self.n_items),
+            "n_train_events": int(self.n_train_events),
+            "n_test_events": int(self.n_test_events),
+            "n_cold_users": int(self.n_cold_users),
+            "n_unknown_test_items": int(self.n_unknown_test_items),
+            "models": {
+                name: {key: clean(val) for key, val in figures.items()}
+                for name, figures in self.models.items()
+            },
+            "skipped": dict(self.skipped),
+        }
+
+    def table(self) -> pd.DataFrame:
+        """One row per model, one column per figure (what the CLI prints)."""
+        frame = pd.DataFrame.from_dict(self.models, orient="index")
+        frame.index.name = "model"
+        return frame
+
+
+def align_item_codes(
+    codes: Mapping[str, np.ndarray] | None, item_map: IdMap
+) -> np.ndarray | None:
+    """Codes in item-map order; items without a code get the mean code (neutral)."""
+    if not codes:
+        return None
+    ids = [str(i) for i in codes]
+    arr = np.stack([np.asarray(codes[i], dtype=np.float32).ravel() for i in codes])
+    rows = item_map.indices(ids)
+    keep = rows >= 0
+    out = np.empty((len(item_map), arr.shape[1]), dtype=np.float32)
+    out[:] = arr.mean(axis=0)
+    out[rows[keep]] = arr[keep]
+    n_missing = len(item_map) - int(keep.sum())
+    if n_missing:
+        log.info("item codes: %d of %d items have no code (mean code used)", n_missing, len(item_map))
+    return out
+
+
+def _style_inputs(
+    train: pd.DataFrame,
+    style_codes: Mapping[str, np.ndarray] | np.ndarray | None,
+    user_map: IdMap,
+    item_map: IdMap,
+    event_weights: Mapping[str, float] | None,
+) -> dict[str, Any]:
+    """``style_codes``/``style_events`` for the style model from events shown in a style.
+
+    ``style_codes`` as a mapping style id -> code lets events' ``style_id`` be
+    resolved; a bare array is passed through without style events.
+    """
+    if style_codes is None:
+        return {}
+    if not isinstance(style_codes, Mapping):
+        return {"style_codes": np.asarray(style_codes, dtype=np.float32)}
+    style_map = IdMap(str(s) for s in style_codes)
+    arr = np.stack([np.asarray(style_codes[s], dtype=np.float32).ravel() for s in style_codes])
+    out: dict[str, Any] = {"style_codes": arr}
+    if "style_id" in train.columns:
+        shown = train[train["style_id"].notna()]
+        if len(shown):
+            s = style_map.indices(shown["style_id"].astype(str).to_numpy())
+            u = user_map.indices(shown["user_id"].astype(str).to_numpy())
+            i = item_map.indices(shown["item_id"].astype(str).to_numpy())
+            w = event_weight_series(shown, event_weights)
+            keep = (s >= 0) & (u >= 0) & (i >= 0)
+            out["style_events"] = np.stack([u[keep], i[keep], s[keep], w[keep]], axis=1).astype(
+                np.float64
+            )
+    return out
+
+
+def run_holdout(
+    events: pd.DataFrame,
+    holdout: str = "last:10",
+    *,
+    item_codes: Mapping[str, np.ndarray] | None = None,
+    style_codes: Mapping[str, np.ndarray] | np.ndarray | None = None,
+    models: Sequence[str] | None = None,
+    k: int = 10,
+    seed: int = 0,
+    n_bootstrap: int = 200,
+    event_weights: Mapping[str, float] | None = None,
+) -> HoldoutResult:
+    """Split ``events`` by ``holdout``, fit every model on train, score them on the held-out positives.
+
+    ``holdout``: ``last:N`` (each user's last N positive events) or
+    ``time:DATE`` (see :func:`recsys.interactions.parse_holdout`).
+    ``item_codes``: style code per item id; enables ``content``, style
+    diversity and the style-preference model's ``W``.  ``style_codes``: style
+    id -> code (events with a ``style_id`` become the model's style events).
+    ``models``: names from :data:`MODEL_NAMES`; default all of them
+    (``content`` only when codes are given; ``ease`` is skipped, with the
+    reason recorded, when the catalogue exceeds its limit).  Items a user
+    interacted with in train are excluded from that user's ranking.  Every
+    model is scored on the same users; see the module doc for cold start.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    names = list(models) if models is not None else [
+        m for m in MODEL_NAMES if m != "content" or item_codes
+    ]
+    unknown = [m for m in names if m not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; known: {list(MODEL_NAMES)}")
+    if "content" in names and not item_codes:
+        raise ValueError("model 'content' needs item codes (item_codes=...)")
+
+    train_ev, test_ev = split_events(events, holdout, event_weights)
+    if train_ev.empty or test_ev.empty:
+        raise ValueError(
+            f"holdout {holdout!r} leaves {len(train_ev)} train / {len(test_ev)} test events; "
+            "need both (for last:N, users need more than N positive events)"
+        )
+    inter = build_interactions(train_ev, weights=event_weights)
+    X = inter.positives()
+    codes = align_item_codes(item_codes, inter.item_map)
+
+    # Test users and their distinct held-out items, in train index space (-1 = unknown item).
+    test_users, inverse = np.unique(test_ev["user_id"].astype(str).to_numpy(), return_inverse=True)
+    users = inter.user_map.indices(test_users)
+    pairs = pd.DataFrame({
+        "user": inverse,
+        "item_id": test_ev["item_id"].astype(str).to_numpy(),
+        "item": inter.item_map.indices(test_ev["item_id"].astype(str).to_numpy()),
+    }).drop_duplicates(["user", "item_id"]).sort_values("user", kind="stable")
+    cuts = np.searchsorted(pairs["user"].to_numpy(), np.arange(1, len(test_users)))
+    relevant = [np.asarray(r, dtype=np.int64) for r in np.split(pairs["item"].to_numpy(), cuts)]
+    n_unknown_items = int((pairs["item"] < 0).sum())
+    cold = users < 0
+    popularity = PopularityRecommender().fit(X).popularity_
+
+    fit_inputs: dict[str, Any] = {}
+    if codes is not None:
+        fit_inputs["item_codes"] = codes
+    fit_inputs.update(_style_inputs(train_ev, style_codes, inter.user_map, inter.item_map,
+                                    event_weights))
+
+    result = HoldoutResult(
+        holdout=holdout,
+        k=k,
+        n_test_users=len(test_users),
+        models={},
+        n_users=X.shape[0],
+        n_items=X.shape[1],
+        n_train_events=len(train_ev),
+        n_test_events=len(test_ev),
+        n_cold_users=int(cold.sum()),
+        n_unknown_test_items=n_unknown_items,
+    )
+    for name in names:
+        if name == "stylerec":
+            model: Any = _StyleModelAdapter(fit_inputs, seed)
+            fit_on: Any = inter.matrix  # the model weighs impressions itself
+        else:
+            model = make_baseline(name, item_codes=codes, seed=seed)
+            fit_on = X
+        if name == "ease" and X.shape[1] > EASE_MAX_ITEMS and models is None:
+            result.skipped[name] = f"{X.shape[1]} items > {EASE_MAX_ITEMS}"
+            log.warning("holdout: skipping ease (%s)", result.skipped[name])
+            continue
+        t0 = time.perf_counter()
+        model.fit(fit_on)
+        fit_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ev = evaluate_scores(
+            model.user_scores,
+            X,
+            relevant,
+            users,
+            k=k,
+            fallback_scores=popularity,
+            item_codes=codes,
+            n_boot=n_bootstrap,
+            seed=seed,
+        )
+        score_seconds = time.perf_counter() - t0
+        result.evaluations[name] = ev
+        agg, ci = ev.aggregate, ev.confidence
+        figures = {
+            f"ndcg@{k}": agg[f"ndcg@{k}"],
+            f"recall@{k}": agg[f"recall@{k}"],
+            f"map@{k}": agg[f"map@{k}"],
+            f"hitrate@{k}": agg[f"hit_rate@{k}"],
+            "coverage": agg[f"coverage@{k}"],
+            "fit_seconds": fit_seconds,
+            "score_seconds": score_seconds,
+            f"ndcg@{k}_low": ci[f"ndcg@{k}"][0],
+            f"ndcg@{k}_high": ci[f"ndcg@{k}"][1],
+            f"recall@{k}_low": ci[f"recall@{k}"][0],
+            f"recall@{k}_high": ci[f"recall@{k}"][1],
+        }
+        if f"style_diversity@{k}" in agg:
+            figures[f"style_diversity@{k}"] = agg[f"style_diversity@{k}"]
+        result.models[name] = {key: float(v) for key, v in figures.items()}
+        log.info("holdout %s: %s ndcg@%d=%.4f fit %.1fs", holdout, name, k,
+                 figures[f"ndcg@{k}"], fit_seconds)
+    return result
+
+
+__all__ = [
+    "ALSRecommender",
+    "BPRRecommender",
+    "ContentRecommender",
+    "EASERecommender",
+    "EASE_MAX_ITEMS",
+    "HoldoutResult",
+    "align_item_codes",
+    "MODEL_NAMES",
+    "PopularityRecommender",
+    "Recommender",
+    "default_threads",
+    "make_baseline",
+    "run_holdout",
+]
