@@ -1,0 +1,11 @@
+"""Serving: the run-bundle contract (:mod:`.bundle`) and :class:`PersonalizationService`."""
+
+from recsys.serving.service import (
+    MAX_CANDIDATES,
+    PersonalizationService,
+    RankedItem,
+    RunSnapshot,
+    StyleScore,
+)
+
+__all__ = ["MAX_CANDIDATES", "PersonalizationService", "RankedItem", "RunSnapshot", "StyleScore"]
