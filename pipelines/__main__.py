@@ -1,0 +1,7 @@
+"""``python -m pipelines`` runs the ``stylerec`` command line."""
+
+import sys
+
+from pipelines.cli import main
+
+sys.exit(main())

@@ -1,0 +1,285 @@
+"""The nightly job's configuration (``stylerec.toml``), validated up front.
+
+A night that fails on a typo three hours in is worse than one that refuses to
+start, so every key is checked when the file is read: unknown keys, wrong
+types and out-of-range values raise :class:`ConfigError` naming the key.
+Relative paths are resolved against the config file's folder, so a config
+and its data can move together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+RENDER_MODES = ("full", "background", "harmonize")
+RENDER_FORMATS = ("png", "webp", "jpg")
+EXECUTORS = ("local", "ray")
+EVENT_FORMATS = ("auto", "events", "csv", "parquet", "movielens", "sql")
+
+
+class ConfigError(ValueError):
+    """A config value is missing, of the wrong type or out of range; names the key."""
+
+
+@dataclass(frozen=True)
+class InputsConfig:
+    """Where the night's data comes from."""
+
+    events: tuple[str, ...] = ()
+    events_format: str = "auto"
+    events_query: str = ""
+    catalog: str = ""
+    styles: str = ""
+    image_root: str = "."
+    window_days: int = 0
+    now: str = ""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Preference-model parameters, passed to :class:`recsys.StylePreferenceModel`."""
+
+    factors: int = 64
+    epochs: int = 0
+    half_life_days: float = 14.0
+    seed: int = 0
+    holdout_last: int = 2
+    baselines: bool = True
+
+
+@dataclass(frozen=True)
+class SegmentsConfig:
+    """How shoppers are grouped, and how many library styles blend into a condition."""
+
+    k: int = 6
+    n_blend: int = 2
+    top_styles: int = 5
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """What gets rendered and how."""
+
+    mode: str = "background"
+    max_side: int = 384
+    format: str = "webp"
+    quality: int = 90
+    strength: float = 1.0
+    items: str = "all"
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class OutputsConfig:
+    """Where results go: the store, render files, run artefacts and the report."""
+
+    store_url: str = ""
+    render_dir: str = "renders"
+    work_dir: str = "work"
+    report_dir: str = "report"
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Which executor runs the embed and render stages."""
+
+    kind: str = "local"
+    address: str = ""
+    num_workers: int = 1
+    # Ray only.  ``num_cpus`` caps a local Ray instance (0: every core); a cluster named
+    # by ``address`` (or $RAY_ADDRESS) brings its own resources.
+    num_cpus: int = 0
+    cpus_per_worker: float = 1.0
+    # GPUs each worker actor takes when the cluster has any (0: stay on CPU).
+    gpus_per_worker: float = 1.0
+    # Retries of a batch whose worker died (killed, OOM, lost node) before the night fails.
+    max_retries: int = 3
+    # Render jobs (items) or embed images handed to a worker per call.
+    jobs_per_task: int = 4
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated config. ``base_dir`` is the folder relative paths start from."""
+
+    inputs: InputsConfig = field(default_factory=InputsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    base_dir: Path = Path(".")
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def store_url(self) -> str:
+        """The store URL: the config's, else ``$STYLEREC_DB_URL``, else SQLite in the work dir."""
+        if self.outputs.store_url:
+            return self.outputs.store_url
+        env = os.environ.get("STYLEREC_DB_URL")
+        if env:
+            return env
+        return f"sqlite:///{self.path(self.outputs.work_dir) / 'stylerec.db'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every section (for the run record and the report)."""
+        out = {f.name: asdict(getattr(self, f.name)) for f in fields(self) if f.name != "base_dir"}
+        out["inputs"]["events"] = list(out["inputs"]["events"])
+        return out
+
+    def fingerprint(self, *sections: str) -> str:
+        """Stable hash of the named sections (all when none): keys stage caches."""
+        data = self.to_dict()
+        chosen = {k: data[k] for k in (sections or data)}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_SECTIONS: dict[str, type] = {
+    "inputs": InputsConfig,
+    "model": ModelConfig,
+    "segments": SegmentsConfig,
+    "render": RenderConfig,
+    "outputs": OutputsConfig,
+    "executor": ExecutorConfig,
+}
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check ``value`` against the type of the field's default; names ``key`` on error."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _check_ranges(cfg: Config) -> None:
+    """Value checks that types alone cannot express."""
+    checks: list[tuple[bool, str]] = [
+        (cfg.inputs.events_format in EVENT_FORMATS,
+         f"inputs.events_format: one of {EVENT_FORMATS}, got {cfg.inputs.events_format!r}"),
+        (bool(cfg.inputs.events) or bool(cfg.inputs.events_query),
+         "inputs.events: at least one event log (or inputs.events_query) is required"),
+        (bool(cfg.inputs.catalog), "inputs.catalog: the item catalog file is required"),
+        (bool(cfg.inputs.styles), "inputs.styles: the style library file is required"),
+        (cfg.inputs.window_days >= 0, "inputs.window_days: must be >= 0 (0 = everything)"),
+        (1 <= cfg.model.factors <= 1024, "model.factors: must be between 1 and 1024"),
+        (0 <= cfg.model.epochs <= 1000, "model.epochs: must be between 0 (auto) and 1000"),
+        (cfg.model.half_life_days > 0, "model.half_life_days: must be > 0"),
+        (0 <= cfg.model.holdout_last <= 100, "model.holdout_last: must be between 0 and 100"),
+        (1 <= cfg.segments.k <= 1024, "segments.k: must be between 1 and 1024"),
+        (1 <= cfg.segments.n_blend <= 16, "segments.n_blend: must be between 1 and 16"),
+        (1 <= cfg.segments.top_styles <= 100, "segments.top_styles: must be between 1 and 100"),
+        (cfg.render.mode in RENDER_MODES,
+         f"render.mode: one of {RENDER_MODES}, got {cfg.render.mode!r}"),
+        (cfg.render.format in RENDER_FORMATS,
+         f"render.format: one of {RENDER_FORMATS}, got {cfg.render.format!r}"),
+        (32 <= cfg.render.max_side <= 4096, "render.max_side: must be between 32 and 4096"),
+        (1 <= cfg.render.quality <= 100, "render.quality: must be between 1 and 100"),
+        (0.0 <= cfg.render.strength <= 1.0, "render.strength: must be between 0 and 1"),
+        (1 <= cfg.render.batch_size <= 256, "render.batch_size: must be between 1 and 256"),
+        (cfg.executor.kind in EXECUTORS,
+         f"executor.kind: one of {EXECUTORS}, got {cfg.executor.kind!r}"),
+        (1 <= cfg.executor.num_workers <= 1024, "executor.num_workers: must be between 1 and 1024"),
+        (0 <= cfg.executor.num_cpus <= 4096, "executor.num_cpus: must be between 0 (all) and 4096"),
+        (0 < cfg.executor.cpus_per_worker <= 256, "executor.cpus_per_worker: must be > 0 and <= 256"),
+        (0 <= cfg.executor.gpus_per_worker <= 16, "executor.gpus_per_worker: must be between 0 and 16"),
+        (0 <= cfg.executor.max_retries <= 100, "executor.max_retries: must be between 0 and 100"),
+        (1 <= cfg.executor.jobs_per_task <= 4096, "executor.jobs_per_task: must be between 1 and 4096"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    items = cfg.render.items
+    if items != "all":
+        head, _, n = items.partition(":")
+        if head != "top" or not n.isdigit() or int(n) < 1:
+            raise ConfigError(f"render.items: 'all' or 'top:N' with N >= 1, got {items!r}")
+
+
+def config_from_dict(raw: dict[str, Any], base_dir: Path | str = ".") -> Config:
+    """Validate a parsed TOML document into a :class:`Config`."""
+    if not isinstance(raw, dict):
+        raise ConfigError("the config must be a TOML table")
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(_SECTIONS)})")
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"{name}: expected a table, got {values!r}")
+        defaults = cls()
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(values) - known)
+        if bad:
+            raise ConfigError(f"{name}.{bad[0]}: unknown key (known: {', '.join(sorted(known))})")
+        kwargs = {
+            k: _coerce(f"{name}.{k}", v, getattr(defaults, k)) for k, v in values.items()
+        }
+        sections[name] = cls(**kwargs)
+    cfg = Config(**sections, base_dir=Path(base_dir).resolve())
+    _check_ranges(cfg)
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate ``stylerec.toml``; errors name the file and the key."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file not found: {p}")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        return config_from_dict(raw, base_dir=p.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def write_config(cfg_dict: dict[str, Any], path: Path) -> None:
+    """Write a config dict as TOML (flat tables of scalars and string lists only)."""
+    lines: list[str] = []
+    for section, values in cfg_dict.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))

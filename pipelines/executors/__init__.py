@@ -1,0 +1,25 @@
+"""Executors run the two heavy, embarrassingly parallel stages: embed and render.
+
+``local`` runs them in this process, batched; ``ray`` spreads them over a Ray
+cluster.  Both call the same work functions in :mod:`pipelines.executors.work`,
+so their outputs are the same files.
+"""
+
+from __future__ import annotations
+
+from pipelines.config import Config
+from pipelines.executors.local import LocalExecutor
+from pipelines.executors.work import EmbedOutcome, RenderJob, RenderOutcome
+
+__all__ = ["EmbedOutcome", "LocalExecutor", "RenderJob", "RenderOutcome", "make_executor"]
+
+
+def make_executor(cfg: Config) -> LocalExecutor:
+    """The executor the config names."""
+    if cfg.executor.kind == "local":
+        return LocalExecutor(cfg)
+    if cfg.executor.kind == "ray":
+        from pipelines.executors.ray_executor import RayExecutor
+
+        return RayExecutor(cfg)
+    raise ValueError(f"executor.kind: unknown executor {cfg.executor.kind!r}")

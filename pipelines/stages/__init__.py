@@ -1,0 +1,1 @@
+"""The nightly stages: each module has ``run(ctx) -> metrics``."""

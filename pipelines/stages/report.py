@@ -1,0 +1,228 @@
+"""Stage 8, report: ``report.html`` with PNG figures, for the people who look at the night.
+
+Sections: data quality, model metrics against the baselines, segments (sizes,
+each segment's style blend and a contact sheet of its renders), a 2-D map of
+users and styles, renders done vs reused, and time per stage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+
+from pipelines.cache import RenderCache, render_key
+from pipelines.report import Section, Table, bar_chart, scatter_map, write_html
+from pipelines.runner import STAGES, RunContext
+from pipelines.stages.artifacts import (
+    CONDITIONS,
+    EVENTS,
+    ITEMS,
+    MODEL,
+    SEGMENTATION,
+    STYLES,
+    USER_MAP,
+)
+from pipelines.stages.render import chosen_items, render_params
+from pipelines.stages.train import whitened_codes
+from recsys.interactions import IdMap
+from recsys.model import StylePreferenceModel
+from recsys.segments import Segmentation
+from stylizer.image_io import load_image
+from stylizer.sheet import contact_sheet
+from stylizer.weights import model_version
+
+SHEET_ITEMS = 8
+THUMB = 160
+
+
+def report_dir(ctx: RunContext) -> Path:
+    """``<report_dir>/<run_id>/``: one folder per run, so old reports stay readable."""
+    out = ctx.config.path(ctx.config.outputs.report_dir) / ctx.run_id
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _data_quality(ctx: RunContext) -> Section:
+    ingest = ctx.metrics.get("ingest", {})
+    sec = Section("data-quality", "Data quality")
+    rows = [
+        [s["source"], s["rows_read"], s["rows_valid"], s["rows_quarantined"]]
+        for s in ingest.get("sources", [])
+    ]
+    sec.tables.append(Table(["event log", "rows read", "valid", "quarantined"], rows))
+    counts = ctx.store.quarantine_counts(ctx.run_id)
+    sec.tables.append(Table(
+        ["quarantine reason (all sources)", "rows"],
+        sorted(counts.items(), key=lambda kv: -kv[1]) or [["(none)", 0]],
+    ))
+    embed = ctx.metrics.get("embed", {})
+    for what in ("items", "styles"):
+        s = embed.get(what, {})
+        sec.paragraphs.append(
+            f"{what}: {s.get('images', 0)} images, {s.get('computed', 0)} codes computed, "
+            f"{s.get('cached', 0)} reused from the code cache, {s.get('bad', 0)} unreadable "
+            "(quarantined)."
+        )
+    sec.paragraphs.append(
+        f"{ingest.get('events', 0)} events of {ingest.get('users', 0)} users on "
+        f"{ingest.get('items', 0)} items; {ingest.get('rows_outside_window', 0)} rows outside "
+        "the time window."
+    )
+    return sec
+
+
+def _model_metrics(ctx: RunContext, out: Path) -> Section:
+    sec = Section("model", "Model metrics on a time holdout")
+    holdout = ctx.metrics.get("train", {}).get("holdout")
+    if not holdout:
+        sec.paragraphs.append("Baseline evaluation is switched off (model.baselines = false).")
+        return sec
+    models = list(holdout["models"])
+    rows = [[m] + [holdout["models"][m].get(c, float("nan")) for c in
+                   ("ndcg@10", "recall@10", "map@10", "hitrate@10", "coverage", "fit_seconds")]
+            for m in models]
+    sec.paragraphs.append(
+        f"Each user's last {holdout['holdout_last']} positive events are held out; "
+        f"{holdout['test_users']} users are scored. 95% bootstrap intervals on NDCG@10 in the plot."
+    )
+    sec.tables.append(Table(
+        ["model", "NDCG@10", "Recall@10", "MAP@10", "HitRate@10", "coverage", "fit s"], rows))
+    ndcg = [holdout["models"][m]["ndcg@10"] for m in models]
+    ci = [tuple(holdout["models"][m].get("ndcg@10_ci", (v, v))) for m, v in zip(models, ndcg, strict=True)]
+    bar_chart(out / "model_ndcg.png", models, ndcg, "NDCG@10 on the holdout", "NDCG@10", ci)
+    sec.figures.append(("model_ndcg.png", "NDCG@10 per model with 95% bootstrap intervals"))
+    return sec
+
+
+def _segment_sheets(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]) -> list[Section]:
+    """One subsection per segment: its blend, its style thumbnails and a render sheet."""
+    cfg = ctx.config
+    styles = pd.read_parquet(ctx.run_dir / STYLES).set_index("style_id")
+    items = chosen_items(ctx, pd.read_parquet(ctx.run_dir / ITEMS))
+    events = pd.read_parquet(ctx.run_dir / EVENTS, columns=["item_id"])
+    pop = events["item_id"].astype(str).value_counts()
+    items = items.assign(pop=items["item_id"].astype(str).map(pop).fillna(0))
+    sample = items.sort_values("pop", ascending=False, kind="stable").head(SHEET_ITEMS)
+    cache = RenderCache(cfg.path(cfg.outputs.render_dir), cfg.render.format, cfg.render.quality)
+    version, params = model_version(), render_params(ctx)
+    originals = [load_image(p, max_side=THUMB).rgb for p in sample["image_path"]]
+    subsections: list[Section] = []
+    for cond in conditions:
+        sid = cond["segment_id"]
+        sub = Section(f"segment-{sid}", f"Segment {sid} ({cond['n_users']} shoppers)")
+        names = [str(styles.loc[s, "name"]) if s in styles.index else s for s in cond["style_ids"]]
+        blend = ", ".join(f"{n} {w:.0%}" for n, w in zip(names, cond["weights"], strict=True))
+        sub.paragraphs.append(f"Style blend: {blend}.")
+        renders: list[np.ndarray | None] = []
+        for item in sample.itertuples(index=False):
+            key = render_key(item.image_hash, np.asarray(cond["code"], np.float32), version, params)
+            path = cache.path(key)
+            renders.append(load_image(path, max_side=THUMB).rgb if path.is_file() else None)
+        style_thumbs = [load_image(styles.loc[s, "image_path"], max_side=THUMB).rgb
+                        for s in cond["style_ids"] if s in styles.index]
+        name = f"sheet_{sid}.png"
+        contact_sheet(
+            [originals, renders], out / name, row_labels=["original", f"segment {sid}"],
+            header=style_thumbs, thumb=THUMB,
+        )
+        sub.figures.append((name, f"top row: originals; bottom row: renders for segment {sid}; "
+                                  f"header: its styles ({blend})"))
+        subsections.append(sub)
+    return subsections
+
+
+def _segments(ctx: RunContext, out: Path) -> Section:
+    conditions = json.loads((ctx.run_dir / CONDITIONS).read_text())
+    sec = Section("segments", "Segments")
+    ids = [c["segment_id"] for c in conditions]
+    sizes = [c["n_users"] for c in conditions]
+    seg_metrics = ctx.metrics.get("segment", {})
+    sec.paragraphs.append(
+        f"{len(conditions)} segments; default segment for unknown shoppers: "
+        f"{seg_metrics.get('default_segment', '?')}; conditions kept from the previous run: "
+        f"{seg_metrics.get('conditions_kept', 0)}."
+    )
+    sec.tables.append(Table(
+        ["segment", "shoppers", "styles", "weights", "condition"],
+        [[c["segment_id"], c["n_users"], ", ".join(c["style_ids"]),
+          ", ".join(f"{w:.2f}" for w in c["weights"]), c["condition_hash"]] for c in conditions],
+    ))
+    bar_chart(out / "segment_sizes.png", ids, sizes, "Shoppers per segment", "shoppers")
+    sec.figures.append(("segment_sizes.png", "shoppers per segment"))
+    sec.subsections = _segment_sheets(ctx, out, conditions)
+    return sec
+
+
+def _map(ctx: RunContext, out: Path) -> Section:
+    sec = Section("map", "Map of shoppers and styles")
+    model = StylePreferenceModel.load(ctx.run_dir / MODEL)
+    codes, _, style_w = whitened_codes(ctx.run_dir)
+    users = np.asarray(model.user_factors_, dtype=np.float64)
+    users = users / np.maximum(np.linalg.norm(users, axis=1, keepdims=True), 1e-12)
+    styles = np.asarray(model.style_embeddings(style_w), dtype=np.float64)
+    styles = styles / np.maximum(np.linalg.norm(styles, axis=1, keepdims=True), 1e-12)
+    pca = PCA(n_components=2, random_state=0).fit(np.vstack([users, styles]))
+    seg = Segmentation.load(ctx.run_dir / SEGMENTATION)
+    user_ids = [str(u) for u in IdMap.load(ctx.run_dir / USER_MAP).ids]
+    labels = pd.Categorical(seg.segment_of(user_ids), categories=seg.segment_ids).codes
+    names = pd.read_parquet(ctx.run_dir / STYLES).set_index("style_id")["name"]
+    style_names = [str(names.get(s, s)) for s in codes["style_ids"]]
+    scatter_map(out / "map.png", pca.transform(users), labels, pca.transform(styles), style_names,
+                "Shoppers (coloured by segment) and library styles, PCA of preference space")
+    sec.figures.append(("map.png", "2-D PCA of normalised user vectors and style embeddings"))
+    sec.paragraphs.append(
+        f"The two axes explain {pca.explained_variance_ratio_.sum():.0%} of the variance."
+    )
+    return sec
+
+
+def _renders(ctx: RunContext) -> Section:
+    r = ctx.metrics.get("render", {})
+    sec = Section("renders", "Renders")
+    sec.tables.append(Table(["", "count"], [
+        ["items rendered for", r.get("items", 0)], ["segment conditions", r.get("conditions", 0)],
+        ["renders needed", r.get("needed", 0)], ["rendered tonight", r.get("rendered", 0)],
+        ["reused from the cache", r.get("reused", 0)], ["items that failed", r.get("failed_items", 0)],
+    ]))
+    fidelity = _served_fidelity(ctx)
+    if fidelity.size:
+        sec.paragraphs.append(
+            f"Product colour fidelity over the {fidelity.size} renders this run serves: mean "
+            f"CIEDE2000 inside the product mask {fidelity.mean():.2f} on average, "
+            f"{fidelity.max():.2f} at worst; {int((fidelity > 2.3).sum())} above the "
+            "just-noticeable difference of 2.3."
+        )
+    return sec
+
+
+def _served_fidelity(ctx: RunContext) -> np.ndarray:
+    """Product Delta-E recorded with each render the run links (reused ones included)."""
+    renders = ctx.store.renders_for_run(ctx.run_id)
+    values = [p.get("product_delta_e") for p in renders.get("params", []) if isinstance(p, dict)]
+    return np.asarray([v for v in values if v is not None], dtype=np.float64)
+
+
+def _timings(ctx: RunContext, out: Path) -> Section:
+    sec = Section("timings", "Time per stage")
+    done = [s for s in STAGES if "seconds" in ctx.metrics.get(s, {})]
+    secs = [float(ctx.metrics[s]["seconds"]) for s in done]
+    sec.tables.append(Table(["stage", "seconds"], [[s, t] for s, t in zip(done, secs, strict=True)]))
+    bar_chart(out / "timings.png", done, secs, "Time per stage", "seconds")
+    sec.figures.append(("timings.png", "wall-clock seconds per stage (this run)"))
+    return sec
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Write the report for this run and return its path."""
+    out = report_dir(ctx)
+    sections = [
+        _data_quality(ctx), _model_metrics(ctx, out), _segments(ctx, out), _map(ctx, out),
+        _renders(ctx), _timings(ctx, out),
+    ]
+    path = write_html(out, f"stylerec nightly report — run {ctx.run_id}", sections)
+    return {"report": str(path), "figures": len(list(out.glob("*.png")))}

@@ -1,0 +1,152 @@
+"""Stage 3, train: the style-preference model on the night's events, warm-started.
+
+Two fits happen here.  First the model and the baselines are fitted on a
+per-user time holdout of the events and scored on it (the report's model
+table: is the model still better than ALS, BPR, EASE and popularity?).
+Then the production model is fitted on all events, warm-started from the
+served run's model so that id maps stay stable and training converges fast.
+When the events, codes and parameters are exactly those of the served run,
+its model is reused instead (a deterministic fit would give the same result).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.runner import RunContext
+from pipelines.stages.artifacts import (
+    EVENTS,
+    ITEM_MAP,
+    MODEL,
+    STYLE_SPACE,
+    USER_MAP,
+    load_codes,
+    reuse_previous,
+)
+from recsys.interactions import IdMap, Interactions, build_interactions
+from recsys.model import StylePreferenceModel
+from stylizer.style_space import StyleSpace
+
+
+def whitened_codes(run_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Codes of the embed stage, whitened with the style library's statistics."""
+    codes = load_codes(run_dir)
+    space = StyleSpace.load(run_dir / STYLE_SPACE)
+    return codes, space.transform(codes["item_codes"]), space.transform(codes["style_codes"])
+
+
+def aligned_item_codes(item_map: IdMap, item_ids: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Codes in item-map order; items without a readable image get the mean (neutral) code."""
+    out = np.zeros((len(item_map), codes.shape[1]), dtype=np.float32)
+    rows = item_map.indices([str(i) for i in item_ids])
+    keep = rows >= 0
+    out[rows[keep]] = codes[keep]
+    missing = np.setdiff1d(np.arange(len(item_map)), rows[keep])
+    if len(missing) and keep.any():
+        out[missing] = codes[keep].mean(axis=0)
+    return out
+
+
+def style_event_rows(
+    events: pd.DataFrame, inter: Interactions, style_ids: np.ndarray
+) -> np.ndarray | None:
+    """``(user_idx, item_idx, style_idx, weight)`` for events shown on a rendered image."""
+    if "style_id" not in events.columns:
+        return None
+    from recsys.interactions import event_weight_series
+
+    shown = events[events["style_id"].notna()]
+    if shown.empty:
+        return None
+    style_map = IdMap([str(s) for s in style_ids])
+    s_idx = style_map.indices(shown["style_id"].astype(str).to_numpy())
+    u_idx = inter.user_map.indices(shown["user_id"].astype(str).to_numpy())
+    i_idx = inter.item_map.indices(shown["item_id"].astype(str).to_numpy())
+    w = event_weight_series(shown)
+    keep = (s_idx >= 0) & (u_idx >= 0) & (i_idx >= 0)
+    return np.stack([u_idx[keep], i_idx[keep], s_idx[keep], w[keep]], axis=1).astype(np.float64)
+
+
+def model_params(ctx: RunContext) -> dict[str, Any]:
+    """Constructor arguments for the model from the config (0 epochs = the model's default)."""
+    m = ctx.config.model
+    params: dict[str, Any] = {"factors": m.factors, "seed": m.seed}
+    if m.epochs:
+        params["epochs"] = m.epochs
+    return params
+
+
+def prepare_inputs(
+    ctx: RunContext, events: pd.DataFrame, init: Path | None
+) -> tuple[Interactions, dict[str, Any]]:
+    """Interactions (on the warm-start id maps) and the code arrays the model is fitted on."""
+    codes, item_w, style_w = whitened_codes(ctx.run_dir)
+    user_map = IdMap.load(init.parent / USER_MAP) if init is not None else None
+    item_map = IdMap.load(init.parent / ITEM_MAP) if init is not None else None
+    inter = build_interactions(
+        events, user_map=user_map, item_map=item_map,
+        half_life_days=ctx.config.model.half_life_days,
+    )
+    inputs = {
+        "item_codes": aligned_item_codes(inter.item_map, codes["item_ids"], item_w),
+        "style_codes": style_w,
+        "style_events": style_event_rows(events, inter, codes["style_ids"]),
+    }
+    return inter, inputs
+
+
+def input_key(ctx: RunContext, inter: Interactions, inputs: dict[str, Any]) -> str:
+    """Hash of exactly what the fit sees: matrix, id maps, codes, style events, parameters.
+
+    Catalog items nobody interacted with are not in the matrix, so adding them
+    leaves the key (and the model, segments and renders) unchanged.
+    """
+    h = hashlib.sha256()
+    m = inter.matrix
+    for arr in (m.indptr, m.indices, m.data, inputs["item_codes"], inputs["style_codes"]):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    if inputs["style_events"] is not None:
+        h.update(np.ascontiguousarray(inputs["style_events"]).tobytes())
+    h.update("\n".join(map(str, inter.user_map.ids)).encode())
+    h.update("\n".join(map(str, inter.item_map.ids)).encode())
+    h.update(json.dumps(ctx.config.to_dict()["model"], sort_keys=True).encode())
+    return h.hexdigest()[:24]
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Evaluate against baselines on a holdout, then fit (or reuse) the production model."""
+    events = pd.read_parquet(ctx.run_dir / EVENTS)
+    init = None
+    if ctx.previous_run_dir is not None and (ctx.previous_run_dir / f"{MODEL}.npz").is_file():
+        init = ctx.previous_run_dir / MODEL
+    inter, inputs = prepare_inputs(ctx, events, init)
+    key = input_key(ctx, inter, inputs)
+    if reuse_previous(ctx, "train", key, [f"{MODEL}.npz", f"{MODEL}.json", USER_MAP, ITEM_MAP]):
+        prev = ctx.store.get_run(ctx.previous_run_id)  # type: ignore[arg-type]
+        old = prev["stages"]["train"]["metrics"]
+        return {**old, "input_key": key, "reused_from": ctx.previous_run_id}
+
+    metrics: dict[str, Any] = {"input_key": key}
+    if ctx.config.model.baselines and ctx.config.model.holdout_last:
+        from pipelines.stages.evaluate import evaluate_holdout
+
+        metrics["holdout"] = evaluate_holdout(ctx, events)
+
+    model = StylePreferenceModel(**model_params(ctx)).fit(inter, init_from=init, **inputs)
+    model.save(ctx.run_dir / MODEL)
+    inter.user_map.save(ctx.run_dir / USER_MAP)
+    inter.item_map.save(ctx.run_dir / ITEM_MAP)
+    metrics.update({
+        "users": len(inter.user_map),
+        "items": len(inter.item_map),
+        "nnz": int(inter.matrix.nnz),
+        "warm_start": init is not None,
+        "epochs_run": len(getattr(model, "history_", []) or []),
+    })
+    return metrics

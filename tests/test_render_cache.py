@@ -1,0 +1,61 @@
+"""The render cache: content-addressed keys, atomic files, partial sweeping, hostile keys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.cache import PARTIAL_MARK, RenderCache, condition_hash, render_key
+
+CODE = np.linspace(-1, 1, 100).astype(np.float32)
+
+
+def test_key_depends_on_every_input() -> None:
+    base = render_key("abc", CODE, "v1", {"mode": "background"})
+    assert render_key("abc", CODE, "v1", {"mode": "background"}) == base
+    assert render_key("abd", CODE, "v1", {"mode": "background"}) != base
+    assert render_key("abc", CODE * 1.01, "v1", {"mode": "background"}) != base
+    assert render_key("abc", CODE, "v2", {"mode": "background"}) != base
+    assert render_key("abc", CODE, "v1", {"mode": "full"}) != base
+    # Float noise far below the rounding step maps to the same file.
+    assert render_key("abc", CODE + 1e-8, "v1", {"mode": "background"}) == base
+    assert condition_hash(CODE + 1e-8) == condition_hash(CODE)
+
+
+def test_write_is_atomic_and_missing_tracks_files(tmp_path: Path) -> None:
+    cache = RenderCache(tmp_path, "png")
+    keys = [render_key(str(i), CODE, "v", {}) for i in range(3)]
+    assert cache.missing(keys + keys[:1]) == keys  # deduplicated, in order
+    rgb = np.full((20, 30, 3), 120, np.uint8)
+    path = cache.write(keys[0], rgb)
+    assert path == tmp_path / keys[0][:2] / f"{keys[0]}.png"
+    assert np.array_equal(np.asarray(Image.open(path)), rgb)
+    assert cache.missing(keys) == keys[1:]
+    assert not list(tmp_path.rglob(f"{PARTIAL_MARK}*"))
+
+
+def test_sweep_partials_removes_only_temp_files(tmp_path: Path) -> None:
+    cache = RenderCache(tmp_path, "webp")
+    key = render_key("x", CODE, "v", {})
+    cache.write(key, np.zeros((8, 8, 3), np.uint8))
+    stale = tmp_path / key[:2] / f"{PARTIAL_MARK}{os.getpid()}-other.webp"
+    stale.write_bytes(b"half a file")
+    assert cache.sweep_partials() == 1
+    assert not stale.exists()
+    assert cache.exists(key)
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd", "ABCDEF0123", "0123", "/abs/path/key"])
+def test_hostile_keys_are_refused(tmp_path: Path, key: str) -> None:
+    cache = RenderCache(tmp_path, "png")
+    with pytest.raises(ValueError):
+        cache.path(key)
+
+
+def test_unknown_format_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="gif"):
+        RenderCache(tmp_path, "gif")
