@@ -442,12 +442,15 @@ class StylePreferenceModel:
         if prev.factors != self.factors:
             log.warning("warm start skipped: previous model has a different number of factors")
             return Y, Q, b, W, E
-        nu = min(len(E), len(prev.user_offsets_))
         ni = min(len(Q), len(prev.free_item_factors_))
-        Y[:ni] = torch.from_numpy(prev.history_item_factors_[:ni])
         Q[:ni] = torch.from_numpy(prev.free_item_factors_[:ni])
         b[:ni] = torch.from_numpy(prev.item_bias_[:ni])
-        E[:nu] = torch.from_numpy(prev.user_offsets_[:nu])
+        if prev.history_item_factors_ is not None:
+            Y[:ni] = torch.from_numpy(prev.history_item_factors_[:ni])
+        nu = 0
+        if prev.user_offsets_ is not None:
+            nu = min(len(E), len(prev.user_offsets_))
+            E[:nu] = torch.from_numpy(prev.user_offsets_[:nu])
         if code_dim and prev.W_.shape == (code_dim, self.factors):
             W = torch.from_numpy(prev.W_.copy())
         log.info("warm start: %d users, %d items copied from the previous model", nu, ni)
@@ -535,6 +538,10 @@ class StylePreferenceModel:
         """
         if not hasattr(self, "history_item_factors_"):
             raise ValueError("StylePreferenceModel is not fitted yet; call fit() or load()")
+        if self.history_item_factors_ is None:
+            raise ValueError(
+                "this model was assembled from plain vectors and has no history encoder"
+            )
         m = sp.csr_matrix(history, dtype=np.float32, copy=True)
         if m.shape[1] != self.n_items_:
             raise ValueError(f"history must have {self.n_items_} columns, got {m.shape[1]}")
@@ -657,13 +664,17 @@ class StylePreferenceModel:
         base = Path(path).with_suffix("")
         arrays: dict[str, np.ndarray] = {
             "user_factors": self.user_factors_,
-            "user_offsets": self.user_offsets_,
-            "history_item_factors": self.history_item_factors_,
             "free_item_factors": self.free_item_factors_,
             "item_bias": self.item_bias_,
             "W": self.W_,
             "item_popularity": self.item_popularity_,
         }
+        # Encoder and free offsets are absent from a model assembled from plain vectors
+        # (``recsys.serving.bundle.write_model``): such a model serves but cannot fold in.
+        for name in ("user_offsets", "history_item_factors"):
+            value = getattr(self, name + "_", None)
+            if value is not None:
+                arrays[name] = value
         if self.item_codes_ is not None:
             arrays["item_codes"] = self.item_codes_
         if self.code_mean_ is not None:
@@ -701,8 +712,10 @@ class StylePreferenceModel:
         model = cls(**meta["params"])
         with np.load(npz_path, allow_pickle=False) as z:
             model.user_factors_ = z["user_factors"]
-            model.user_offsets_ = z["user_offsets"]
-            model.history_item_factors_ = z["history_item_factors"]
+            model.user_offsets_ = z["user_offsets"] if "user_offsets" in z else None
+            model.history_item_factors_ = (
+                z["history_item_factors"] if "history_item_factors" in z else None
+            )
             model.free_item_factors_ = z["free_item_factors"]
             model.item_bias_ = z["item_bias"]
             model.W_ = z["W"]

@@ -30,6 +30,9 @@ import numpy as np
 
 __all__ = ["MaskParams", "background_model", "product_mask", "binarize"]
 
+#: Seed of OpenCV's RNG before GrabCut, so that a photo always gets the same mask.
+_GRABCUT_SEED = 0x5EED
+
 
 @dataclass(frozen=True)
 class MaskParams:
@@ -184,6 +187,10 @@ def _estimate(rgb: np.ndarray, p: MaskParams) -> np.ndarray:
     try:
         bgd = np.zeros((1, 65), np.float64)
         fgd = np.zeros((1, 65), np.float64)
+        # GrabCut seeds its colour models with k-means on OpenCV's per-thread RNG; without
+        # a fixed seed the same photo gets a different mask in every call and process
+        # (the local and Ray executors would then write different renders).
+        cv2.setRNGSeed(_GRABCUT_SEED)
         cv2.grabCut(rgb, gc, None, bgd, fgd, p.grabcut_iters, cv2.GC_INIT_WITH_MASK)
         binary = np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD))
     except cv2.error:

@@ -109,3 +109,17 @@ def test_real_catalog_masks_are_plausible(shared_data: Path) -> None:
         ring = np.ones_like(hard)
         ring[3:-3, 3:-3] = False
         assert hard[ring].mean() < 0.5, f"{path.name}: border classified as product"
+
+
+def test_mask_is_deterministic_whatever_opencv_rng_state(shared_data: Path) -> None:
+    """GrabCut draws from OpenCV's RNG: the mask must not depend on what used it before.
+
+    Executors compute masks in different processes (local loop, Ray actors); a mask
+    that changed with the RNG state made their renders of the same job differ.
+    """
+    paths = sorted((shared_data / "hm" / "images").glob("*.jpg"))[:4]
+    for path in paths:
+        rgb = load_image(path, max_side=320).rgb
+        first = product_mask(rgb)
+        cv2.randu(np.empty((64, 64), np.uint8), 0, 255)  # advance the thread's RNG
+        assert np.array_equal(first, product_mask(rgb)), path.name

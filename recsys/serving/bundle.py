@@ -230,6 +230,8 @@ def write_model(
     model = StylePreferenceModel(factors=users.shape[1])
     model.user_factors_ = users
     model.free_item_factors_ = items
+    model.user_offsets_ = None  # no history encoder: the vectors are the whole model
+    model.history_item_factors_ = None
     model.item_bias_ = np.asarray(item_bias, np.float32).ravel()
     model.item_popularity_ = np.asarray(item_popularity, np.float32).ravel()
     model.W_ = (np.zeros((0, users.shape[1]), np.float32) if W is None
