@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,9 +267,11 @@ def save_image(
     key = (fmt or p.suffix.lstrip(".") or "png").lower()
     data = encode_image(rgb, key, quality=quality, lossless=lossless)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    # Not mkstemp: its 0600 mode would survive the rename, and a web server could not
+    # serve the file.  An exclusive create of a unique name gets 0666 & ~umask instead.
+    tmp = p.parent / f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:
             fh.write(data)
         os.replace(tmp, p)
     except BaseException:
