@@ -7,6 +7,7 @@ not against the service's own helpers.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -73,6 +74,52 @@ def test_bundle_file_names_match_the_pipeline() -> None:
                  "SEGMENTATION", "CONDITIONS", "ITEMS", "CODES"):
         assert getattr(B, name) == getattr(A, name), name
     assert B.ITEM_INDEX == index_stage.ITEM_INDEX and B.STYLE_INDEX == index_stage.STYLE_INDEX
+
+
+def test_model_reader_agrees_with_the_model_class(tmp_path: Path) -> None:
+    """The service reads model.npz with numpy (no PyTorch); it must read what the model saves."""
+    import scipy.sparse as sp
+
+    from recsys import model as M
+
+    assert B.MODEL_FORMAT_VERSION == M._FORMAT_VERSION
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, 40, 400), rng.integers(0, 30, 400)
+    X = sp.csr_matrix((np.ones(400, np.float32), (rows, cols)), shape=(40, 30))
+    codes = rng.normal(size=(30, 6)).astype(np.float32)
+    model = M.StylePreferenceModel(factors=8, epochs=2, validation_users=5, negatives=16,
+                                   show_progress=False).fit(X, item_codes=codes)
+    model.save(tmp_path / B.MODEL)
+    got = B.read_model(tmp_path)
+    ref = M.StylePreferenceModel.load(tmp_path / B.MODEL)
+    assert (got.n_users, got.n_items) == (ref.n_users_, ref.n_items_) == (40, 30)
+    np.testing.assert_array_equal(got.user_factors, ref.user_factors_)
+    np.testing.assert_allclose(got.item_factors, ref.item_factors_, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(got.item_factors, ref.free_item_factors_)  # codes do contribute
+    np.testing.assert_array_equal(got.item_bias, ref.item_bias_)
+    np.testing.assert_allclose(got.popularity, ref.popularity_scores(), rtol=1e-6)
+    np.testing.assert_array_equal(got.W, ref.W_)
+    np.testing.assert_array_equal(got.code_mean, ref.code_mean_)
+    assert got.code_scale == pytest.approx(float(ref.code_scale_))
+    seen = sp.csr_matrix((np.ones(len(got.seen_indices)), got.seen_indices, got.seen_indptr),
+                         shape=(40, 30))
+    assert (seen != (ref.seen_ != 0)).nnz == 0
+    meta = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(ValueError, match="format_version 99"):
+        B.read_model(tmp_path)
+
+
+def test_serving_does_not_import_torch() -> None:
+    """A ranking process must not carry PyTorch (~0.5 GB resident) it never uses."""
+    import subprocess
+    import sys
+
+    code = ("import sys, recsys.serving, recsys.serving.service, data.store; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
 
 
 def test_rank_scores_images_and_styles(svc: PersonalizationService,
@@ -414,3 +461,49 @@ def test_refresh_under_load_answers_wholly_from_one_run(tmp_path: Path) -> None:
         # A thread never goes back to the old run once it has seen the new one.
         switch = s.index(new.run_id)
         assert set(s[switch:]) == {new.run_id}
+
+
+def test_a_call_in_flight_finishes_on_the_run_it_started_with(tmp_path: Path) -> None:
+    """Deterministic torn-read check: the new run lands *during* each call.
+
+    The old snapshot's ``user_vector`` (the first thing every call asks) is
+    wrapped so that it swaps the new run in right after answering; a method
+    that looked at the service's current run again later in the call would
+    mix the two runs and differ from the old run's answer.
+    """
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    old = make_run(store, tmp_path, n_users=40, n_items=200, render_fraction=0.5, seed=21,
+                   tag="o")
+    new = make_run(store, tmp_path, n_users=40, n_items=200, render_fraction=0.5, seed=22,
+                   tag="n")  # published: "current" is now the new run
+    pinned = PersonalizationService.from_store(store, run=old.run_id)
+    users = [old.user_ids[3], "cold-user", old.user_ids[9]]
+    cands = old.item_ids[::2]
+    calls = {
+        "rank": lambda s: s.rank(users[0], cands),
+        "rank_k": lambda s: s.rank(users[1], cands, k=5),
+        "rank_many": lambda s: s.rank_many([(u, cands) for u in users]),
+        "recommend": lambda s: s.recommend(users[0], 10),
+        "recommend_many": lambda s: s.recommend_many(users, 4),
+        "user_styles_many": lambda s: s.user_styles_many(users, 3),
+        "image_for_many": lambda s: s.image_for_many([(u, i) for u in users for i in cands[:5]]),
+    }
+    fresh_new = PersonalizationService.from_store(store)
+    for name, call in calls.items():
+        want = call(pinned)
+        assert want != call(fresh_new), name  # the runs answer differently
+        svc = PersonalizationService.from_store(store, run=old.run_id)
+        snap = svc.snapshot()
+        real = snap.user_vector
+
+        def swap_after(user_id: str, svc: PersonalizationService = svc,
+                       real=real) -> tuple[np.ndarray, int, int]:
+            out = real(user_id)
+            if svc.run_id == old.run_id:
+                assert svc.refresh() is True
+            return out
+
+        snap.user_vector = swap_after  # type: ignore[method-assign]
+        got = call(svc)
+        assert svc.run_id == new.run_id, name  # the swap did happen mid-call
+        assert got == want, f"{name}: answer mixes the old and the new run"

@@ -195,6 +195,80 @@ def write_codes(run_dir: str | Path, item_ids: Any, item_codes: Any,
     )
 
 
+MODEL_FORMAT_VERSION = 2
+"""``format_version`` of ``model.json`` that :func:`read_model` understands; equal to
+``recsys.model._FORMAT_VERSION`` (``tests/test_serving.py`` checks, so a change of the
+model's file layout cannot slip past the service)."""
+
+
+@dataclass(frozen=True)
+class ModelArrays:
+    """What serving needs of a saved ``StylePreferenceModel``, read without PyTorch.
+
+    Why not ``StylePreferenceModel.load``: importing ``recsys.model`` loads
+    PyTorch, about 0.5 GB resident in every ranking process, for arrays that
+    numpy reads directly.  The fields are the model's, computed the same way:
+    ``item_factors`` is its ``item_factors_`` (``q_i + W c_i``), ``popularity``
+    its ``popularity_scores()``; ``tests/test_serving.py`` compares both readers
+    on a trained model.
+    """
+
+    n_users: int
+    n_items: int
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    item_bias: np.ndarray
+    popularity: np.ndarray
+    W: np.ndarray
+    code_mean: np.ndarray | None
+    code_scale: float | None
+    seen_indptr: np.ndarray | None
+    seen_indices: np.ndarray | None
+
+
+def read_model(run_dir: str | Path) -> ModelArrays:
+    """Read ``model.npz``/``model.json`` of a bundle into :class:`ModelArrays` (no pickle)."""
+    base = Path(run_dir) / MODEL
+    meta_path, npz_path = base.with_suffix(".json"), base.with_suffix(".npz")
+    for p in (meta_path, npz_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"model file not found: {p}")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ValueError(
+            f"{meta_path}: model format_version {meta.get('format_version')!r}; the service "
+            f"reads {MODEL_FORMAT_VERSION}"
+        )
+    n_users, n_items = int(meta["n_users"]), int(meta["n_items"])
+    with np.load(npz_path, allow_pickle=False) as z:
+        user_factors = np.ascontiguousarray(z["user_factors"], np.float32)
+        items = np.asarray(z["free_item_factors"], np.float32)
+        W = np.asarray(z["W"], np.float32)
+        if "item_codes" in z and W.size:
+            items = items + np.asarray(z["item_codes"]) @ W
+        code_scale = float(z["code_scale"][0]) if "code_scale" in z else None
+        out = ModelArrays(
+            n_users=n_users,
+            n_items=n_items,
+            user_factors=user_factors,
+            item_factors=np.ascontiguousarray(items, np.float32),
+            item_bias=np.asarray(z["item_bias"], np.float32).ravel(),
+            popularity=np.log1p(np.asarray(z["item_popularity"])).astype(np.float32),
+            W=W,
+            code_mean=np.asarray(z["code_mean"]) if "code_mean" in z else None,
+            code_scale=code_scale,
+            seen_indptr=np.asarray(z["seen_indptr"], np.int64) if "seen_indptr" in z else None,
+            seen_indices=(np.asarray(z["seen_indices"], np.int32)
+                          if "seen_indices" in z else None),
+        )
+    if out.user_factors.shape[0] != n_users or out.item_factors.shape[0] != n_items:
+        raise ValueError(
+            f"{npz_path}: {out.user_factors.shape[0]} user and {out.item_factors.shape[0]} item "
+            f"vectors, but model.json says {n_users} and {n_items}"
+        )
+    return out
+
+
 def write_model(
     run_dir: str | Path,
     *,

@@ -267,8 +267,6 @@ def _concat_root(root: str | None, uri: str) -> str:
 def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None,
                   image_root: str | Path | None = None) -> RunSnapshot:
     """Read one published run (store rows + its bundle folder) into a :class:`RunSnapshot`."""
-    from recsys.model import StylePreferenceModel
-
     run = store.get_run(run_id)
     if run is None:
         raise ValueError(f"run {run_id!r} not found in the store")
@@ -279,16 +277,16 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
     root = render_root if render_root is not None else params.get("render_root")
     root = None if root is None else str(root)
 
-    model = StylePreferenceModel.load(run_dir / B.MODEL)
+    model = B.read_model(run_dir)
     users = B.read_ids(run_dir / B.USER_MAP)
     model_items = B.read_ids(run_dir / B.ITEM_MAP)
-    if len(users) != model.n_users_ or len(model_items) != model.n_items_:
+    if len(users) != model.n_users or len(model_items) != model.n_items:
         raise ValueError(
             f"{run_dir}: id maps ({len(users)} users, {len(model_items)} items) do not match "
-            f"the model ({model.n_users_} users, {model.n_items_} items)"
+            f"the model ({model.n_users} users, {model.n_items} items)"
         )
-    f = int(model.user_factors_.shape[1])
-    prior = float(model.item_bias_.mean()) if len(model.item_bias_) else 0.0
+    f = int(model.user_factors.shape[1])
+    prior = float(model.item_bias.mean()) if len(model.item_bias) else 0.0
 
     # Item table: model items, then catalogue items the model never saw.
     items_df = B.read_items(run_dir)
@@ -306,11 +304,11 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
 
     code_proj = _code_projection(run_dir, model)
     vectors = np.zeros((len(item_ids), f), np.float32)
-    vectors[: len(model_items)] = model.item_factors_
+    vectors[: len(model_items)] = model.item_factors
     bias = np.full(len(item_ids), prior, np.float32)
-    bias[: len(model_items)] = model.item_bias_
+    bias[: len(model_items)] = model.item_bias
     popularity = np.zeros(len(item_ids), np.float32)
-    popularity[: len(model_items)] = model.popularity_scores()
+    popularity[: len(model_items)] = model.popularity
     n_coded = 0
     if extra and code_proj is not None:
         codes = B.read_codes(run_dir)
@@ -369,19 +367,18 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
                 renders[(r, s)] = full
     del rdf
 
-    seen = model.seen_
     snap = RunSnapshot(
         run_id=run_id,
         user_ids=users,
-        user_factors=model.user_factors_,
+        user_factors=model.user_factors,
         user_segment=user_seg,
         item_ids=item_ids,
         n_model_items=len(model_items),
         item_vectors=vectors,
         item_bias=bias,
         popularity=popularity,
-        seen_indptr=None if seen is None else _ro(seen.indptr.astype(np.int64)),
-        seen_indices=None if seen is None else _ro(seen.indices.astype(np.int64)),
+        seen_indptr=None if model.seen_indptr is None else _ro(model.seen_indptr),
+        seen_indices=None if model.seen_indices is None else _ro(model.seen_indices),
         style_ids=styles.style_ids,
         style_embeddings=styles.embeddings,
         segment_ids=seg_ids,
@@ -399,15 +396,15 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
     return snap
 
 
-def _code_projection(run_dir: Path, model: Any) -> tuple[np.ndarray, ...] | None:
+def _code_projection(run_dir: Path, model: B.ModelArrays) -> tuple[np.ndarray, ...] | None:
     """``(whiten mean, whiten matrix, code mean, code scale, W)``, or None without codes."""
-    if model.code_mean_ is None or model.W_.size == 0:
+    if model.code_mean is None or model.W.size == 0:
         return None
-    d = int(model.code_mean_.shape[0])
+    d = int(model.code_mean.shape[0])
     wh = B.read_whitening(run_dir)
     mean, matrix = wh if wh is not None else (np.zeros(d, np.float32), np.eye(d, dtype=np.float32))
-    return (mean, matrix, np.asarray(model.code_mean_, np.float32),
-            np.float32(model.code_scale_), np.asarray(model.W_, np.float32))
+    return (mean, matrix, np.asarray(model.code_mean, np.float32),
+            np.float32(model.code_scale), np.asarray(model.W, np.float32))
 
 
 def _project(proj: tuple[np.ndarray, ...], raw: np.ndarray) -> np.ndarray:
