@@ -21,6 +21,9 @@ RENDER_MODES = ("full", "background", "harmonize")
 RENDER_FORMATS = ("png", "webp", "jpg")
 EXECUTORS = ("local", "ray")
 EVENT_FORMATS = ("auto", "events", "csv", "parquet", "movielens", "sql")
+STORE_BACKENDS = ("sqlite", "postgresql")
+#: A config is a page of settings; anything bigger is a wrong file, not a config.
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class ConfigError(ValueError):
@@ -179,9 +182,52 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
+def _valid_timestamp(text: str) -> bool:
+    """ISO 8601 date or date-time (``2026-01-31``, ``2026-01-31T06:00:00Z``)."""
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _store_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable store URL, or None when it is (empty = the default)."""
+    if not url:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        return "not a database URL (e.g. sqlite:///stylerec.db or postgresql+psycopg://...)"
+    if backend not in STORE_BACKENDS:
+        return f"backend {backend!r} is not supported (use one of {STORE_BACKENDS})"
+    return None
+
+
+def _path_ok(value: str) -> bool:
+    return bool(value.strip()) and "\x00" not in value
+
+
 def _check_ranges(cfg: Config) -> None:
     """Value checks that types alone cannot express."""
+    url_problem = _store_url_problem(cfg.outputs.store_url)
     checks: list[tuple[bool, str]] = [
+        (all(_path_ok(e) for e in cfg.inputs.events),
+         "inputs.events: every entry must be a non-empty path"),
+        (not cfg.inputs.now or _valid_timestamp(cfg.inputs.now),
+         f"inputs.now: an ISO 8601 date or date-time, got {cfg.inputs.now!r}"),
+        (cfg.inputs.window_days <= 36_500, "inputs.window_days: must be at most 36500 (100 years)"),
+        (_path_ok(cfg.inputs.image_root), "inputs.image_root: must be a non-empty path"),
+        (0 <= cfg.model.seed < 2**32, "model.seed: must be between 0 and 2**32 - 1"),
+        (url_problem is None, f"outputs.store_url: {url_problem}"),
+        (_path_ok(cfg.outputs.render_dir), "outputs.render_dir: must be a non-empty path"),
+        (_path_ok(cfg.outputs.work_dir), "outputs.work_dir: must be a non-empty path"),
+        (_path_ok(cfg.outputs.report_dir), "outputs.report_dir: must be a non-empty path"),
         (cfg.inputs.events_format in EVENT_FORMATS,
          f"inputs.events_format: one of {EVENT_FORMATS}, got {cfg.inputs.events_format!r}"),
         (bool(cfg.inputs.events) or bool(cfg.inputs.events_query),
@@ -254,6 +300,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"config file not found: {p}")
+    size = p.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p}: {size} bytes is too big for a config (limit {MAX_CONFIG_BYTES})")
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -11,6 +11,7 @@ memory, which is what makes each of them re-runnable on its own.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data.paths import resolve_under
 from data.store import Store
 from pipelines.config import Config
 
@@ -26,6 +28,24 @@ log = logging.getLogger("stylerec.nightly")
 STAGES: tuple[str, ...] = (
     "ingest", "embed", "train", "index", "segment", "render", "publish", "report",
 )
+
+#: What a run id may look like (the store makes ``20261122T153000-abc123``).  Run ids
+#: name folders, so one read back from a tampered store must not be a path.
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` itself when it is a plain name fit for a folder; ValueError otherwise."""
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id) or ".." in run_id:
+        raise ValueError(f"run id {run_id!r} is not a valid run id")
+    return run_id
+
+
+def run_folder(work_dir: Path, run_id: str) -> Path:
+    """``<work_dir>/runs/<run_id>``, refusing ids that are not plain names or escape via symlinks."""
+    runs = work_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    return resolve_under(runs, check_run_id(run_id))
 
 
 @dataclass
@@ -44,7 +64,7 @@ class RunContext:
         """Folder of the run that was being served when this one started, if any."""
         if self.previous_run_id is None:
             return None
-        p = self.run_dir.parent / self.previous_run_id
+        p = resolve_under(self.run_dir.parent, check_run_id(self.previous_run_id))
         return p if p.is_dir() else None
 
     def log(self, stage: str, event: str, **fields: Any) -> None:
@@ -123,7 +143,7 @@ def run_nightly(
         rid, created = _pick_run(store, cfg, run_id, resume)
         record = store.get_run(rid)
         previous = record["params"].get("previous_run_id") if record else None
-        run_dir = work / "runs" / rid
+        run_dir = run_folder(work, rid)
         run_dir.mkdir(parents=True, exist_ok=True)
         if created or "previous_run_id" not in (record or {}).get("params", {}):
             previous = store.current_run_id()
@@ -133,6 +153,11 @@ def run_nightly(
                 "render_root": str(cfg.path(cfg.outputs.render_dir).resolve()),
             })
         ctx = RunContext(cfg, store, rid, run_dir, previous_run_id=previous)
+        # Later stages (the report above all) read earlier stages' metrics; with --only
+        # or on a resume those stages do not run in this process, so start from the record.
+        for name, rec in (store.get_run(rid) or {}).get("stages", {}).items():
+            if rec.get("status") == "done" and rec.get("metrics"):
+                ctx.metrics[name] = dict(rec["metrics"])
         functions = _stage_functions()
         ran: list[str] = []
         skipped: list[str] = []

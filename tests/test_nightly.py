@@ -15,12 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from nightly_report import check_report
 from PIL import Image
 
 from data.store import Store
@@ -30,8 +29,6 @@ from pipelines.runner import STAGES, run_nightly
 
 K = 3
 N_ITEMS = 40  # the small_world fixture's catalog size
-
-SECTIONS = ("data-quality", "model", "segments", "map", "renders", "timings")
 
 
 def _config(world: Path, db_url: str, k: int = K) -> Path:
@@ -57,36 +54,6 @@ def world(small_world, tmp_path: Path) -> Path:
     return dest
 
 
-class _Report(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.sections: list[str] = []
-        self.images: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "section" and a.get("id"):
-            self.sections.append(str(a["id"]))
-        if tag == "img":
-            self.images.append(str(a["src"]))
-
-
-def _check_report(path: Path) -> _Report:
-    parser = _Report()
-    parser.feed(path.read_text(encoding="utf-8"))
-    for sec in SECTIONS:
-        assert sec in parser.sections, f"report lacks section {sec}"
-    assert sum(s.startswith("segment-") for s in parser.sections) == K
-    for src in parser.images:
-        img = Image.open(path.parent / src)
-        img.load()
-        assert img.width > 50 and img.height > 50
-        # A real figure, not a blank canvas.
-        assert np.asarray(img.convert("L")).std() > 5, src
-    assert len(parser.images) >= K + 4
-    return parser
-
-
 def _render_files(world: Path) -> list[Path]:
     return sorted(p for p in (world / "renders").rglob("*") if p.is_file())
 
@@ -110,7 +77,7 @@ def test_nightly_end_to_end(world: Path, db_url: str) -> None:
     n_first = len(_render_files(world))
     assert first.metrics["render"]["rendered"] == N_ITEMS * K == n_first
     assert first.report_path is not None
-    _check_report(first.report_path)
+    check_report(first.report_path, first.metrics, K, first.metrics["train"]["users"])
     with Store(db_url) as store:
         assert store.current_run_id() == first.run_id
         run = store.get_run(first.run_id)
@@ -127,11 +94,17 @@ def test_nightly_end_to_end(world: Path, db_url: str) -> None:
     assert len(_render_files(world)) == n_first
     # The costly stages are skipped, not redone: the second night is cheap.
     assert second.seconds < 0.2 * first.seconds + 2.0
+    assert second.metrics["train"]["reused_from"] == first.run_id
+    assert second.metrics["embed"]["items"]["computed"] == 0
+    check_report(second.report_path, second.metrics, K, second.metrics["train"]["users"])
 
     _add_items(world, 10)
     third = run_nightly(cfg)
     assert third.metrics["render"]["rendered"] == 10 * K
+    assert third.metrics["render"]["reused"] == N_ITEMS * K
+    assert third.metrics["embed"]["items"]["computed"] == 10
     assert len(_render_files(world)) == n_first + 10 * K
+    check_report(third.report_path, third.metrics, K, third.metrics["train"]["users"])
     with Store(db_url) as store:
         assert store.current_run_id() == third.run_id
 
@@ -145,12 +118,15 @@ def _wait_for(predicate, timeout: float) -> bool:
     return False
 
 
-def test_sigkill_during_render_resumes_cleanly(world: Path, tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'kill.db'}"
+def _keys(files: list[Path]) -> set[str]:
+    return {p.stem for p in files if not p.name.startswith(PARTIAL_MARK)}
+
+
+def test_sigkill_during_render_resumes_cleanly(world: Path, db_url: str) -> None:
     cfg_path = _config(world, db_url)
     served = run_nightly(load_config(cfg_path)).run_id
-    n_before = len(_render_files(world))
-    # A new K changes every condition: the next night has K+1 new renders per item.
+    before = _keys(_render_files(world))
+    # A new K changes the conditions: the next night has new renders for every item.
     cfg_path = _config(world, db_url, k=K + 1)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -158,36 +134,61 @@ def test_sigkill_during_render_resumes_cleanly(world: Path, tmp_path: Path) -> N
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        started = _wait_for(lambda: len(_render_files(world)) >= n_before + 3, timeout=240)
+        started = _wait_for(lambda: len(_keys(_render_files(world)) - before) >= 3, timeout=240)
         assert started, "the render stage never started writing files"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    at_kill = _keys(_render_files(world))
     with Store(db_url) as store:
         assert store.current_run_id() == served, "a killed run must not be served"
         killed = store.latest_unfinished_run()
         assert killed is not None
+        # Killed inside the render stage: it had started and not finished.
+        assert killed["stages"]["segment"]["status"] == "done"
         assert killed["stages"]["render"]["status"] == "running"
+        assert killed["stages"]["publish"]["status"] == "pending"
 
-    resumed = run_nightly(load_config(cfg_path))
+    # Resume up to the end of rendering: everything is rendered, the old run still served.
+    cfg = load_config(cfg_path)
+    rendered = run_nightly(cfg, stop_after="render")
+    assert rendered.run_id == killed["run_id"]
+    assert rendered.skipped == ["ingest", "embed", "train", "index", "segment"]
+    assert rendered.ran == ["render"]
+    with Store(db_url) as store:
+        assert store.current_run_id() == served, "served run changed before publish"
+        run = store.get_run(rendered.run_id)
+        assert run["stages"]["render"]["status"] == "done"
+        assert run["stages"]["publish"]["status"] == "pending"
+
+    resumed = run_nightly(cfg)
     assert resumed.run_id == killed["run_id"]
-    assert resumed.skipped[:5] == ["ingest", "embed", "train", "index", "segment"]
+    assert resumed.ran == ["publish", "report"]
     files = _render_files(world)
-    assert not [p for p in files if p.name.startswith(PARTIAL_MARK)]
-    names = [p.name for p in files]
-    assert len(names) == len(set(names))
+    assert not [p for p in files if p.name.startswith(PARTIAL_MARK)], "partial file left"
     for p in files:
         Image.open(p).load()  # every file decodes: nothing partial
     with Store(db_url) as store:
         assert store.current_run_id() == resumed.run_id
         renders = store.renders_for_run(resumed.run_id)
     assert len(renders) == N_ITEMS * (K + 1)
-    on_disk = {p.stem for p in files}
-    assert set(renders["key"]) <= on_disk
-    # Renders done before the kill were not redone after it.
-    assert resumed.metrics["render"]["rendered"] < N_ITEMS * (K + 1)
+    assert renders["key"].is_unique
+    needed = set(renders["key"])
+    on_disk = _keys(files)
+    assert needed <= on_disk
+    # No stray files: everything on disk is a render of the first run or of this one.
+    assert on_disk == before | needed
+    # Each render was made exactly once: what the killed process finished was kept, and
+    # the resumed stage rendered only the rest.
+    new_before_kill = at_kill - before
+    assert new_before_kill <= needed
+    assert rendered.metrics["render"]["rendered"] == len(needed - at_kill)
+    assert len(new_before_kill) + rendered.metrics["render"]["rendered"] == len(needed - before)
+    assert rendered.metrics["render"]["rendered"] < N_ITEMS * (K + 1)
+    check_report(resumed.report_path, resumed.metrics, K + 1, resumed.metrics["train"]["users"])
 
     # Rollback: the old run can be served again, then forward again.
     from pipelines.cli import main
@@ -197,11 +198,11 @@ def test_sigkill_during_render_resumes_cleanly(world: Path, tmp_path: Path) -> N
         assert store.current_run_id() == served
     assert main(["publish", "--config", str(cfg_path), "--run", resumed.run_id]) == 0
 
-    # gc keeping only the newest run deletes the first run's renders (its K conditions
-    # differ from the K+1 of the resumed run) and nothing the kept run references.
+    # gc keeping only the newest run deletes the first run's renders that the kept run
+    # does not share, and nothing the kept run references.
     assert main(["gc", "--config", str(cfg_path), "--keep-runs", "1"]) == 0
-    left = {p.stem for p in _render_files(world)}
-    assert left == set(renders["key"])
+    left = _keys(_render_files(world))
+    assert left == needed
     with Store(db_url) as store:
         assert store.unreferenced_renders(1) == []
         assert len(store.renders_for_run(resumed.run_id)) == N_ITEMS * (K + 1)

@@ -46,6 +46,18 @@ def test_fingerprint_changes_with_values() -> None:
         ({"executor": {"kind": "slurm"}}, "executor.kind"),
         ({"inputs": {"events": [1, 2]}}, "inputs.events"),
         ({"render": "fast"}, "render"),
+        ({"inputs": {"now": "yesterday"}}, "inputs.now"),
+        ({"inputs": {"window_days": 10**6}}, "inputs.window_days"),
+        ({"inputs": {"events": [""]}}, "inputs.events"),
+        ({"inputs": {"image_root": " "}}, "inputs.image_root"),
+        ({"model": {"seed": -1}}, "model.seed"),
+        ({"outputs": {"store_url": "not a url"}}, "outputs.store_url"),
+        ({"outputs": {"store_url": "mysql://u@h/db"}}, "outputs.store_url"),
+        ({"outputs": {"render_dir": ""}}, "outputs.render_dir"),
+        ({"outputs": {"work_dir": "a\x00b"}}, "outputs.work_dir"),
+        ({"outputs": {"report_dir": ""}}, "outputs.report_dir"),
+        ({"executor": {"jobs_per_task": 0}}, "executor.jobs_per_task"),
+        ({"render": {"batch_size": 1000}}, "render.batch_size"),
     ],
 )
 def test_bad_values_name_the_key(raw: dict, key: str) -> None:
@@ -67,3 +79,20 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
     bad.write_text("[render\nmode = 1")
     with pytest.raises(ConfigError, match="bad.toml"):
         load_config(bad)
+
+
+def test_accepted_values_pass(tmp_path: Path) -> None:
+    cfg = config_from_dict(BASE | {
+        "inputs": {**BASE["inputs"], "now": "2026-01-31T06:00:00+00:00", "window_days": 28},
+        "outputs": {"store_url": "postgresql+psycopg://u@127.0.0.1:5432/db"},
+        "render": {"items": "top:50"},
+    })
+    assert cfg.inputs.now.startswith("2026-01-31") and cfg.store_url.startswith("postgresql")
+    assert config_from_dict(BASE | {"outputs": {"store_url": "sqlite:///x.db"}}).store_url
+
+
+def test_oversized_config_file_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(ConfigError, match="big.toml.*too big"):
+        load_config(big)

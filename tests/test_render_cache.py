@@ -59,3 +59,29 @@ def test_hostile_keys_are_refused(tmp_path: Path, key: str) -> None:
 def test_unknown_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="gif"):
         RenderCache(tmp_path, "gif")
+
+
+def test_symlinked_shard_leading_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "renders", tmp_path / "outside"
+    outside.mkdir()
+    cache = RenderCache(root, "png")
+    key = render_key("x", CODE, "v", {})
+    (root / key[:2]).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ValueError, match="outside the root"):
+        cache.write(key, np.zeros((8, 8, 3), np.uint8))
+    assert not list(outside.iterdir())
+    with pytest.raises(ValueError, match="outside the root"):
+        cache.delete_uris([f"{key[:2]}/{key}.png"])
+    with pytest.raises(ValueError, match=r"'\.\.'"):
+        cache.delete_uris(["../outside/x.png"])
+
+
+def test_written_files_honour_the_umask(tmp_path: Path) -> None:
+    cache = RenderCache(tmp_path, "png")
+    key = render_key("m", CODE, "v", {})
+    old = os.umask(0o027)
+    try:
+        path = cache.write(key, np.zeros((8, 8, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -111,7 +111,13 @@ def _demo(args: argparse.Namespace) -> int:
     from pipelines.runner import run_nightly
 
     out: Path = args.out
-    world_cfg = WorldConfig(seed=args.seed, n_users=args.users, n_items=args.items)
+    if args.users < 1 or args.items < 1 or args.segments < 1:
+        raise ValueError("--users, --items and --segments must be >= 1")
+    defaults = WorldConfig()
+    # Keep the default world's events per shopper at any size (as `stylerec generate` does).
+    events = max(args.users, defaults.target_events * args.users // defaults.n_users)
+    world_cfg = WorldConfig(seed=args.seed, n_users=args.users, n_items=args.items,
+                            target_events=events)
     if not (out / "truth.npz").is_file():
         print(f"generating the demo world in {out} ...", file=sys.stderr)
         generate_world(out, world_cfg)

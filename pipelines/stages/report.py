@@ -7,28 +7,34 @@ users and styles, renders done vs reused, and time per stage.
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
+from data.paths import resolve_under
 from pipelines.cache import RenderCache, render_key
-from pipelines.report import Section, Table, bar_chart, scatter_map, write_html
-from pipelines.runner import STAGES, RunContext
+from pipelines.report import (
+    Section,
+    Table,
+    bar_chart,
+    style_biplot,
+    style_map_layout,
+    write_html,
+)
+from pipelines.runner import STAGES, RunContext, check_run_id
 from pipelines.stages.artifacts import (
-    CONDITIONS,
     EVENTS,
     ITEMS,
     MODEL,
     SEGMENTATION,
+    STYLE_EMBEDDINGS,
     STYLES,
     USER_MAP,
 )
-from pipelines.stages.render import chosen_items, render_params
-from pipelines.stages.train import whitened_codes
+from pipelines.stages.render import chosen_items, load_conditions, render_params
 from recsys.interactions import IdMap
 from recsys.model import StylePreferenceModel
 from recsys.segments import Segmentation
@@ -40,11 +46,27 @@ SHEET_ITEMS = 8
 THUMB = 160
 
 
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
 def report_dir(ctx: RunContext) -> Path:
-    """``<report_dir>/<run_id>/``: one folder per run, so old reports stay readable."""
-    out = ctx.config.path(ctx.config.outputs.report_dir) / ctx.run_id
+    """``<report_dir>/<run_id>/``: one folder per run, so old reports stay readable.
+
+    Resolved under the configured report folder, so a planted symlink cannot
+    send the figures elsewhere.
+    """
+    root = ctx.config.path(ctx.config.outputs.report_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    out = resolve_under(root, check_run_id(ctx.run_id))
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def figure_name(prefix: str, ident: str) -> str:
+    """``<prefix>_<ident>.png`` for an id that came from data; refuses anything path-like."""
+    if not _SAFE_NAME.match(ident) or ".." in ident:
+        raise ValueError(f"report: {ident!r} is not a safe file-name part for a figure")
+    return f"{prefix}_{ident}.png"
 
 
 def _data_quality(ctx: RunContext) -> Section:
@@ -125,7 +147,7 @@ def _segment_sheets(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]
             renders.append(load_image(path, max_side=THUMB).rgb if path.is_file() else None)
         style_thumbs = [load_image(styles.loc[s, "image_path"], max_side=THUMB).rgb
                         for s in cond["style_ids"] if s in styles.index]
-        name = f"sheet_{sid}.png"
+        name = figure_name("sheet", sid)
         contact_sheet(
             [originals, renders], out / name, row_labels=["original", f"segment {sid}"],
             header=style_thumbs, thumb=THUMB,
@@ -136,8 +158,7 @@ def _segment_sheets(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]
     return subsections
 
 
-def _segments(ctx: RunContext, out: Path) -> Section:
-    conditions = json.loads((ctx.run_dir / CONDITIONS).read_text())
+def _segments(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]) -> Section:
     sec = Section("segments", "Segments")
     ids = [c["segment_id"] for c in conditions]
     sizes = [c["n_users"] for c in conditions]
@@ -158,26 +179,37 @@ def _segments(ctx: RunContext, out: Path) -> Section:
     return sec
 
 
-def _map(ctx: RunContext, out: Path) -> Section:
+def _map(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]) -> Section:
     sec = Section("map", "Map of shoppers and styles")
     model = StylePreferenceModel.load(ctx.run_dir / MODEL)
-    codes, _, style_w = whitened_codes(ctx.run_dir)
+    with np.load(ctx.run_dir / STYLE_EMBEDDINGS, allow_pickle=False) as z:
+        style_ids = [str(s) for s in z["style_ids"]]
+        style_emb = np.asarray(z["embeddings"], dtype=np.float64)
     users = np.asarray(model.user_factors_, dtype=np.float64)
-    users = users / np.maximum(np.linalg.norm(users, axis=1, keepdims=True), 1e-12)
-    styles = np.asarray(model.style_embeddings(style_w), dtype=np.float64)
-    styles = styles / np.maximum(np.linalg.norm(styles, axis=1, keepdims=True), 1e-12)
-    pca = PCA(n_components=2, random_state=0).fit(np.vstack([users, styles]))
+    layout = style_map_layout(users, style_emb)
     seg = Segmentation.load(ctx.run_dir / SEGMENTATION)
     user_ids = [str(u) for u in IdMap.load(ctx.run_dir / USER_MAP).ids]
     labels = pd.Categorical(seg.segment_of(user_ids), categories=seg.segment_ids).codes
     names = pd.read_parquet(ctx.run_dir / STYLES).set_index("style_id")["name"]
-    style_names = [str(names.get(s, s)) for s in codes["style_ids"]]
-    scatter_map(out / "map.png", pca.transform(users), labels, pca.transform(styles), style_names,
-                "Shoppers (coloured by segment) and library styles, PCA of preference space")
-    sec.figures.append(("map.png", "2-D PCA of normalised user vectors and style embeddings"))
+    style_names = [str(names.get(s, s)) for s in style_ids]
+    style_biplot(out / "map.png", layout, labels, seg.segment_ids, style_names,
+                 "Shoppers (coloured by segment) and library styles")
+    sec.figures.append(("map.png", "PCA biplot of the shoppers' predicted style preferences: "
+                                   "dots are shoppers, large dots segment centres, arrows styles"))
     sec.paragraphs.append(
-        f"The two axes explain {pca.explained_variance_ratio_.sum():.0%} of the variance."
+        "Each shopper is placed by the preference the model predicts for every library style, "
+        "relative to the average shopper; each style is an arrow in the same projection. "
+        "Shoppers in the direction of an arrow like that style more than average. "
+        f"The two axes explain {layout.explained.sum():.0%} of the variance."
     )
+    unit = users / np.maximum(np.linalg.norm(users, axis=1, keepdims=True), 1e-12)
+    favourite = np.bincount((unit @ style_emb.T).argmax(axis=1), minlength=len(style_ids))
+    used = {s: [c["segment_id"] for c in conditions if s in c["style_ids"]] for s in style_ids}
+    sec.tables.append(Table(
+        ["style", "name", "shoppers whose predicted favourite", "share", "segments blending it"],
+        [[s, n, int(f), f / max(len(user_ids), 1), ", ".join(used[s]) or "—"]
+         for s, n, f in zip(style_ids, style_names, favourite, strict=True)],
+    ))
     return sec
 
 
@@ -209,9 +241,11 @@ def _served_fidelity(ctx: RunContext) -> np.ndarray:
 
 def _timings(ctx: RunContext, out: Path) -> Section:
     sec = Section("timings", "Time per stage")
-    done = [s for s in STAGES if "seconds" in ctx.metrics.get(s, {})]
+    # The report stage is the one running now: its own time is not known yet.
+    done = [s for s in STAGES if s != "report" and "seconds" in ctx.metrics.get(s, {})]
     secs = [float(ctx.metrics[s]["seconds"]) for s in done]
-    sec.tables.append(Table(["stage", "seconds"], [[s, t] for s, t in zip(done, secs, strict=True)]))
+    rows: list[list[Any]] = [[s, t] for s, t in zip(done, secs, strict=True)]
+    sec.tables.append(Table(["stage", "seconds"], rows + [["total", sum(secs)]]))
     bar_chart(out / "timings.png", done, secs, "Time per stage", "seconds")
     sec.figures.append(("timings.png", "wall-clock seconds per stage (this run)"))
     return sec
@@ -220,8 +254,10 @@ def _timings(ctx: RunContext, out: Path) -> Section:
 def run(ctx: RunContext) -> dict[str, Any]:
     """Write the report for this run and return its path."""
     out = report_dir(ctx)
+    conditions = load_conditions(ctx)
     sections = [
-        _data_quality(ctx), _model_metrics(ctx, out), _segments(ctx, out), _map(ctx, out),
+        _data_quality(ctx), _model_metrics(ctx, out), _segments(ctx, out, conditions),
+        _map(ctx, out, conditions),
         _renders(ctx), _timings(ctx, out),
     ]
     path = write_html(out, f"stylerec nightly report — run {ctx.run_id}", sections)
