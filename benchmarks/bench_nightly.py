@@ -1,0 +1,158 @@
+"""Benchmark: what a quiet night and a night with 10 new products cost, next to the first night.
+
+What it shows, on the default demo world (2,000 users, 200 items, 12 styles, K=6),
+each night run as its own ``stylerec`` process exactly as cron would run it:
+
+1. ``stylerec demo`` on a freshly generated world: the first night (everything
+   computed, ``items x K`` renders);
+2. ``stylerec nightly`` again on unchanged inputs: must render 0 images and take
+   < 20 % of the first night (the acceptance of issue 5);
+3. 10 new products appended to the catalogue (mirrored copies of existing
+   photos, so new image bytes), ``stylerec nightly`` again: must render exactly
+   ``10 x K`` images.
+
+It prints the wall time of each process (Python start-up and imports included,
+the honest figure for a cron job), the runner's own seconds, the seconds of every
+stage (from the run record in the store), renders done and reused, and the
+ratios night 2 / night 1 and night 3 / night 1.  World generation is timed apart
+(``stylerec generate``) so that night 1 is the nightly job alone; ``demo`` wall
+= generate + night 1.
+
+Run (heavy: share the CPU politely)::
+
+    flock /tmp/stylerec-cpu.lock .venv/bin/python benchmarks/bench_nightly.py
+
+``--out DIR`` keeps the world and its report (default: a temporary folder,
+deleted afterwards); ``--users/--items/--segments/--max-side`` change the size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+from data.store import Store
+from pipelines.config import load_config
+from pipelines.runner import STAGES
+
+
+def stylerec(*args: str) -> tuple[float, str]:
+    """Run ``stylerec ARGS`` in a fresh interpreter; (wall seconds, stdout)."""
+    cmd = [sys.executable, "-m", "pipelines", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"{' '.join(args[:1])} failed with exit status {proc.returncode}")
+    return wall, proc.stdout
+
+
+def add_items(world: Path, n: int) -> None:
+    """Append ``n`` new products (left-right mirrored photos of the first ``n``) to the catalogue."""
+    items = pd.read_csv(world / "items.csv", dtype=str)
+    new = []
+    for i, row in enumerate(items.head(n).itertuples(index=False)):
+        uri = f"images/bench_new_{i:03d}.png"
+        with Image.open(world / row.image_uri) as src:
+            src.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(world / uri)
+        new.append({**row._asdict(), "item_id": f"bench_new_{i:03d}", "image_uri": uri})
+    pd.concat([items, pd.DataFrame(new)]).to_csv(world / "items.csv", index=False)
+
+
+def night_record(cfg_path: Path, run_id: str) -> dict[str, Any]:
+    """Per-stage seconds and render counts of ``run_id`` from the store's run record."""
+    cfg = load_config(cfg_path)
+    with Store(cfg.store_url) as store:
+        run = store.get_run(run_id)
+    assert run is not None, run_id
+    stages = {s: (run["stages"].get(s, {}).get("metrics") or {}) for s in STAGES}
+    return {
+        "run_id": run_id,
+        "stage_seconds": {s: float(m.get("seconds", float("nan"))) for s, m in stages.items()},
+        "rendered": stages["render"].get("rendered"),
+        "reused": stages["render"].get("reused"),
+    }
+
+
+def latest_run(cfg_path: Path) -> str:
+    cfg = load_config(cfg_path)
+    with Store(cfg.store_url) as store:
+        return store.list_runs()[0]["run_id"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, help="world folder to keep (default: temporary)")
+    ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--items", type=int, default=200)
+    ap.add_argument("--segments", type=int, default=6)
+    ap.add_argument("--max-side", type=int, default=384)
+    ap.add_argument("--add", type=int, default=10, help="new products before night 3")
+    ap.add_argument("--json", type=Path, help="also write the figures here as JSON")
+    args = ap.parse_args()
+
+    tmp = None
+    if args.out is None:
+        tmp = Path(tempfile.mkdtemp(prefix="bench_nightly_"))
+        world = tmp / "world"
+    else:
+        world = args.out
+        if world.exists():
+            raise SystemExit(f"{world} exists; give a new folder")
+    size = ["--users", str(args.users), "--items", str(args.items)]
+    try:
+        gen_wall, _ = stylerec("generate", "--out", str(world), *size)
+        n1_wall, out = stylerec("demo", "--out", str(world), *size,
+                                "--segments", str(args.segments), "--max-side", str(args.max_side))
+        cfg_path = world / "stylerec.toml"
+        report = out.strip().splitlines()[-1]
+        n1 = night_record(cfg_path, latest_run(cfg_path))
+        n2_wall, out = stylerec("nightly", "--config", str(cfg_path), "--json")
+        n2 = night_record(cfg_path, json.loads(out.strip().splitlines()[-1])["run_id"])
+        add_items(world, args.add)
+        n3_wall, out = stylerec("nightly", "--config", str(cfg_path), "--json")
+        n3 = night_record(cfg_path, json.loads(out.strip().splitlines()[-1])["run_id"])
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    nights = {"night 1 (first)": (n1_wall, n1), "night 2 (unchanged)": (n2_wall, n2),
+              f"night 3 (+{args.add} items)": (n3_wall, n3)}
+    print(f"world: {args.users} users, {args.items} items, K={args.segments}, "
+          f"renders at {args.max_side} px; cpus={os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"generate: {gen_wall:.1f} s;  demo = generate + night 1 = {gen_wall + n1_wall:.1f} s")
+    print(f"report of night 1: {report}")
+    head = f"{'':<22}{'wall s':>8}{'rendered':>10}{'reused':>8}" + "".join(
+        f"{s:>9}" for s in STAGES)
+    print(head)
+    for name, (wall, rec) in nights.items():
+        print(f"{name:<22}{wall:>8.1f}{rec['rendered']:>10}{rec['reused']:>8}" + "".join(
+            f"{rec['stage_seconds'][s]:>9.2f}" for s in STAGES))
+    r2, r3 = n2_wall / n1_wall, n3_wall / n1_wall
+    print(f"night 2 / night 1 = {r2:.3f}  (target < 0.20; rendered {n2['rendered']}, target 0)")
+    print(f"night 3 / night 1 = {r3:.3f}  (rendered {n3['rendered']}, "
+          f"target {args.add} x {args.segments} = {args.add * args.segments})")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "generate_s": gen_wall, "nights": {k: {"wall_s": w, **r} for k, (w, r) in nights.items()},
+            "ratio_night2": r2, "ratio_night3": r3,
+        }, indent=1))
+    ok = (n2["rendered"] == 0 and r2 < 0.2 and n3["rendered"] == args.add * args.segments)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
