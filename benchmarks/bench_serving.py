@@ -8,6 +8,7 @@ a SQLite store exactly like a nightly run):
 * ``rank(user, 100 candidates)`` and ``recommend(user, k=10)`` latency, p50 and
   p99 over ``--calls`` calls, single-threaded and with 8 threads (each thread
   timing its own calls); 2% of the requests come from unknown users;
+* ``rank(user, 10,000 candidates)``, 100 calls single-threaded;
 * resident memory of the serving process after loading the run, and the part
   of it the loaded run takes (RSS after load minus RSS before), plus peak RSS.
 
@@ -196,6 +197,17 @@ def main() -> int:
                   f"p99 {results[key]['p99']:.3f} ms  {results[key]['qps']:.0f} calls/s",
                   flush=True)
 
+    # The largest list a caller is expected to send (the "10k candidates").
+    n10k = min(100, n)
+    big = [[f"i{j:06d}" for j in rng.choice(args.items, 10_000, replace=False).tolist()]
+           for _ in range(n10k)]
+    for i in range(5):
+        svc.rank(users[i], big[i])
+    lat, wall = _latencies(lambda i: svc.rank(users[i], big[i]), n10k, 1)
+    results["rank10k_t1"] = {**_pct(lat), "qps": n10k / wall}
+    print(f"{'rank 10k cands':16s} threads=1: p50 {results['rank10k_t1']['p50']:.3f} ms  "
+          f"p99 {results['rank10k_t1']['p99']:.3f} ms  ({n10k} calls)", flush=True)
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = args.threads
     summary = {
@@ -208,6 +220,8 @@ def main() -> int:
         f"recommend_t{t}_p99_ms": results[f"recommend_t{t}"]["p99"],
         f"rank_t{t}_qps": results[f"rank_t{t}"]["qps"],
         f"recommend_t{t}_qps": results[f"recommend_t{t}"]["qps"],
+        "rank_10k_p50_ms": results["rank10k_t1"]["p50"],
+        "rank_10k_p99_ms": results["rank10k_t1"]["p99"],
         "numpy_rank_p99_ms": results["numpy_rank_t1"]["p99"],
         "numpy_recommend_p99_ms": results["numpy_recommend_t1"]["p99"],
         "rank_p50_ratio": results["rank_t1"]["p50"] / results["numpy_rank_t1"]["p50"],

@@ -180,11 +180,8 @@ def test_ten_thousand_candidates_and_the_limit(svc: PersonalizationService,
     _, run = world
     uid = run.user_ids[9]
     cands = [f"x{n}" for n in range(10_000 - len(run.item_ids))] + run.item_ids
-    t0 = time.perf_counter()
-    out = svc.rank(uid, cands)
-    elapsed = time.perf_counter() - t0
+    out = svc.rank(uid, cands)  # its latency is measured in benchmarks/bench_serving.py
     assert len(out) == 10_000 and len({r.item_id for r in out}) == 10_000
-    assert elapsed < 1.0  # ~10 ms; generous for a loaded CI machine
     scores = [r.score for r in out]
     assert scores == sorted(scores, reverse=True)
     # Unknown ids sit at the prior, keep their input order, and have no image.
