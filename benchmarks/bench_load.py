@@ -9,7 +9,7 @@ that peak RSS (``ru_maxrss``) belongs to that loader alone.
 
 Run (heavy: share the CPU politely)::
 
-    flock /tmp/stylerec-cpu.lock /tmp/venv/bin/python benchmarks/bench_load.py --rows 10000000
+    flock /tmp/stylerec-cpu.lock .venv/bin/python benchmarks/bench_load.py --rows 10000000
 
 The log is generated with pyarrow into a temporary folder (deleted afterwards
 unless ``--keep``): string user/item ids (1M users, 200k items), the four

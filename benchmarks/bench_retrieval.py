@@ -23,7 +23,7 @@ style embeddings i.i.d. normal.
 
 Run (heavy: share the CPU politely)::
 
-    flock /tmp/stylerec-cpu.lock /tmp/venv/bin/python benchmarks/bench_retrieval.py
+    flock /tmp/stylerec-cpu.lock .venv/bin/python benchmarks/bench_retrieval.py
 
 ``--users/--styles/--dim`` change the sizes; ``--quick`` runs 100k users.
 """
