@@ -215,3 +215,32 @@ def test_runtime_argument_errors():
     rt = make_generator_runtime(backend="torch")
     with pytest.raises(ValueError, match="codes must be"):
         rt(_content(1, 16, 16), _codes(2))
+
+
+@pytest.mark.parametrize(
+    ("block", "kernel", "size"), [(4, 9, (16, 24)), (2, 3, (10, 6)), (4, 3, (8, 12))]
+)
+def test_space_to_depth_conv_is_the_same_convolution(block, kernel, size):
+    """The output layer's rewrite (runtime) computes the same valid convolution."""
+    from stylizer.runtime import space_to_depth_conv
+
+    g = torch.Generator().manual_seed(3)
+    weight = torch.randn(3, 8, kernel, kernel, generator=g)
+    bias = torch.randn(3, generator=g)
+    h, w = size  # output size; multiples of the block
+    x = torch.randn(2, 8, h + kernel - 1, w + kernel - 1, generator=g)
+    pad_h, pad_w = (-x.shape[2]) % block, (-x.shape[3]) % block
+    direct = torch.nn.functional.conv2d(x, weight, bias)
+    w2, b2 = space_to_depth_conv(weight.numpy(), bias.numpy(), block)
+    xs = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h))
+    s2d = torch.nn.functional.pixel_unshuffle(xs, block)  # channel (c, bh, bw)
+    # ONNX SpaceToDepth orders channels (bh, bw, c): reorder to match
+    n, c = x.shape[:2]
+    s2d = (
+        s2d.view(n, c, block * block, *s2d.shape[2:]).transpose(1, 2).reshape(n, -1, *s2d.shape[2:])
+    )
+    y = torch.nn.functional.conv2d(s2d, torch.from_numpy(w2), torch.from_numpy(b2))
+    # DepthToSpace DCR: channel (dy, dx, o) -> pixel_shuffle wants (o, dy, dx)
+    y = y.view(n, block * block, 3, *y.shape[2:]).transpose(1, 2).reshape(n, -1, *y.shape[2:])
+    y = torch.nn.functional.pixel_shuffle(y, block)[:, :, :h, :w]
+    torch.testing.assert_close(y, direct, atol=1e-4, rtol=1e-4)
