@@ -13,8 +13,17 @@ graded background, sometimes with a soft shadow or a prop.  That makes the
    while a product differs in chroma or by a lot of lightness);
 3. seed OpenCV GrabCut with definite/probable labels from those distances, so
    the colour models and the edge-aware graph cut settle the uncertain band
-   (white shirts on white, grey knitwear on grey);
-4. clean up (tiny specks out, tiny holes filled), then upsample and feather the
+   (grey knitwear on grey, pale prints);
+4. recover what has (almost) the backdrop's colour: a white T-shirt on light
+   grey paper differs from it by one or two lightness units, like a soft
+   shadow, so no colour threshold can tell them apart, and GrabCut's colour
+   models cannot either.  What does differ is structure: the garment has a
+   sharp outline and fabric texture (folds, weave), the paper and its soft
+   shadows are smooth.  Regions enclosed by the product and by edges that are
+   well above the backdrop's own gradient noise, and textured beyond it, are
+   added to the product; smooth enclosed regions (the backdrop seen between a
+   model's arm and body, a shadow between two shoes) stay background;
+5. clean up (tiny specks out, tiny holes filled), then upsample and feather the
    edge so the composite has no jagged or hard seam.
 
 A user-supplied mask (an alpha channel or a mask file) always wins: it is what
@@ -46,6 +55,12 @@ class MaskParams:
     ``min_threshold``: floor of the background-distance threshold (CIELAB units),
     above JPEG noise.
     ``feather_px``: Gaussian sigma of the soft edge at output resolution.
+    ``edge_factor``: an outline edge is a lightness gradient at least this many
+    times the backdrop's own 99.5th-percentile gradient (its noise and grading),
+    and at least ``edge_floor`` (CIELAB L units per pixel; for noiseless
+    pure-white backdrops).
+    ``texture_factor``: an enclosed region is fabric when its mean gradient is at
+    least this many times the backdrop's median gradient.
     """
 
     work_side: int = 320
@@ -56,6 +71,9 @@ class MaskParams:
     min_component_frac: float = 0.0015
     max_hole_frac: float = 0.002
     feather_px: float = 1.0
+    edge_factor: float = 2.0
+    edge_floor: float = 0.2
+    texture_factor: float = 2.0
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -178,12 +196,23 @@ def _estimate(rgb: np.ndarray, p: MaskParams) -> np.ndarray:
     strip[:border] = strip[-border:] = True
     strip[:, :border] = strip[:, -border:] = True
     gc[strip & (dist < t_lo)] = cv2.GC_BGD
-    fg_seed = np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD))
-    if fg_seed.sum() < 0.0005 * h * w:
-        return np.zeros((h, w), bool)  # nothing stands out from the background
     if not np.any(np.isin(gc, (cv2.GC_BGD, cv2.GC_PR_BGD))):
         return np.ones((h, w), bool)
-    binary = fg_seed
+    binary = np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD))
+    if binary.sum() < 0.0005 * h * w:
+        # Nothing stands out by colour; only an outline can still reveal a product.
+        binary = np.zeros((h, w), bool)
+    else:
+        binary = _grabcut(rgb, gc, p)
+    backdrop = strip & (dist < t_lo)
+    gx, gy = _lightness_gradient(lab)
+    binary |= _enclosed_by_outline(binary, gx, gy, dist, t_lo, backdrop, p)
+    return _clean(binary, p)
+
+
+def _grabcut(rgb: np.ndarray, gc: np.ndarray, p: MaskParams) -> np.ndarray:
+    """GrabCut from the seeded labels ``gc``; the seeds themselves if it fails."""
+    binary = np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD))
     try:
         bgd = np.zeros((1, 65), np.float64)
         fgd = np.zeros((1, 65), np.float64)
@@ -195,10 +224,129 @@ def _estimate(rgb: np.ndarray, p: MaskParams) -> np.ndarray:
         binary = np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD))
     except cv2.error:
         pass  # degenerate colour models: keep the threshold mask
-    binary = cv2.morphologyEx(
-        binary.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)
-    ).astype(bool)
-    return _clean(binary, p)
+    opened = cv2.morphologyEx(binary.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return opened.astype(bool)
+
+
+def _lightness_gradient(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and y derivatives of CIELAB lightness (lightly smoothed), in L units per pixel."""
+    g = cv2.GaussianBlur(lab[..., 0], (0, 0), 1.0)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
+    return gx, gy
+
+
+def _enclosed_by_outline(
+    binary: np.ndarray,
+    gx: np.ndarray,
+    gy: np.ndarray,
+    dist: np.ndarray,
+    t_lo: float,
+    backdrop: np.ndarray,
+    p: MaskParams,
+) -> np.ndarray:
+    """Product that has the backdrop's colour, found by its structure (see the module doc).
+
+    ``backdrop`` marks border pixels known to be background; their gradients set
+    the noise level, so the thresholds adapt to each photo's grain and grading;
+    ``dist`` is the colour distance to the backdrop model and ``t_lo`` its threshold.
+
+    The wall is the product found so far plus the band of strong edges.  Texture
+    evidence is (a) a region the wall encloses (not touching the frame) whose
+    mean gradient is well above the backdrop's, or (b) a densely lined area (a
+    print or a knit on white fabric: at least 30 % thin Canny edge pixels in a
+    9 px window, i.e. three or more lines, where an outline or a shadow's rim
+    gives one or two).  Each piece of wall holding evidence is filled: what it
+    encloses is product, except regions that look like backdrop (smooth, and
+    within the colour threshold, shadows included): the backdrop between a
+    model's arm and body, the shadow between two shoes.  The filled piece loses
+    its outer two pixels, because an edge band straddles the true boundary and
+    must not grow the mask into the backdrop (a halo); next to the product found
+    by colour, backdrop-coloured pixels are that band's outer side too.
+    """
+    h, w = binary.shape
+    grad = np.hypot(gx, gy)
+    noise = grad[backdrop] if backdrop.sum() >= 50 else grad.ravel()
+    t_edge = max(p.edge_floor, p.edge_factor * float(np.percentile(noise, 99.5)))
+    texture = p.texture_factor * max(float(np.median(noise)), p.edge_floor / 8)
+    band = (grad >= t_edge).astype(np.uint8)
+    wall = cv2.morphologyEx(binary.astype(np.uint8) | band, cv2.MORPH_CLOSE, _disk(1))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - wall, connectivity=4)
+    area = np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
+    mean_grad = np.bincount(labels.ravel(), weights=grad.ravel(), minlength=n) / area
+    mean_dist = np.bincount(labels.ravel(), weights=dist.ravel(), minlength=n) / area
+    enclosed = ~_touches_frame(stats, h, w)
+    enclosed[0] = False  # label 0 is the wall itself
+    textured = enclosed & (mean_grad >= texture)
+    # Thin (Canny) edges on our own derivatives (int16, in 1/100 L per pixel) count lines.
+    dx = np.clip(np.rint(gx * 100), -32767, 32767).astype(np.int16)
+    dy = np.clip(np.rint(gy * 100), -32767, 32767).astype(np.int16)
+    lines = cv2.Canny(dx, dy, 50 * t_edge, 100 * t_edge, L2gradient=True) > 0
+    evidence = textured[labels] | (cv2.blur(lines.astype(np.float32), (9, 9)) >= 0.3)
+    if not evidence.any():
+        return np.zeros_like(binary)
+    n_parts, parts = cv2.connectedComponents(wall | evidence.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n_parts, bool)
+    keep[np.unique(parts[evidence])] = True
+    keep[0] = False
+    backdrop_like = enclosed & ~textured & (mean_dist < t_lo)
+    inside = enclosed & ~backdrop_like
+    kept = keep[parts]
+    interior = evidence | (inside[labels] & _within(kept, labels, n))
+    silhouette = (kept | interior).astype(np.uint8)
+    added = cv2.erode(silhouette, _disk(2)) > 0
+    # Edge band is only kept next to new product (a white garment's own outline and
+    # folds); elsewhere it is a shadow's rim under a hem or the outer side of the
+    # colour-found product's edge, which GrabCut has already judged.
+    near_binary = cv2.dilate(binary.astype(np.uint8), _disk(4)) > 0
+    near_new = cv2.dilate((interior & ~near_binary).astype(np.uint8), _disk(3)) > 0
+    added &= ~(kept & ~interior & ~binary & ~near_new)
+    added &= ~(near_binary & ~binary & (dist < t_lo))
+    # A smooth patch walled in on (nearly) all sides by new product is that garment's
+    # flat part (white trousers between their prints), however backdrop-like it looks.
+    return added | _holes_enclosed_by(added & ~binary, binary | added, p)
+
+
+def _holes_enclosed_by(added: np.ndarray, mask: np.ndarray, p: MaskParams) -> np.ndarray:
+    """Holes of ``mask`` whose rim is at least 75 % ``added`` (a smooth patch inside a garment)."""
+    h, w = mask.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    out = np.zeros_like(mask)
+    candidates = ~_touches_frame(stats, h, w) & (
+        stats[:, cv2.CC_STAT_AREA] > p.max_hole_frac * h * w
+    )
+    candidates[0] = False  # label 0 is the mask itself
+    for i in np.flatnonzero(candidates):
+        x, y, bw, bh = stats[i, :4]
+        y0, y1, x0, x1 = max(y - 1, 0), min(y + bh + 1, h), max(x - 1, 0), min(x + bw + 1, w)
+        hole = labels[y0:y1, x0:x1] == i
+        rim = (cv2.dilate(hole.astype(np.uint8), _disk(1)) > 0) & ~hole
+        if added[y0:y1, x0:x1][rim].mean() >= 0.75:
+            out[y0:y1, x0:x1] |= hole
+    return out
+
+
+def _within(region: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Per pixel: does its component (of ``labels``) touch ``region`` (8-neighbours)?"""
+    grown = cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    touching = np.zeros(n, bool)
+    touching[np.unique(labels[grown & ~region])] = True
+    return touching[labels]
+
+
+def _touches_frame(stats: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Per component (``connectedComponentsWithStats`` rows): does it touch the image border?"""
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    return (
+        (x == 0)
+        | (y == 0)
+        | (x + stats[:, cv2.CC_STAT_WIDTH] == w)
+        | (y + stats[:, cv2.CC_STAT_HEIGHT] == h)
+    )
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 def product_mask(

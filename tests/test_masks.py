@@ -123,3 +123,52 @@ def test_mask_is_deterministic_whatever_opencv_rng_state(shared_data: Path) -> N
         first = product_mask(rgb)
         cv2.randu(np.empty((64, 64), np.uint8), 0, 255)  # advance the thread's RNG
         assert np.array_equal(first, product_mask(rgb)), path.name
+
+
+def _white_on_grey(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A white T-shirt-like garment on light-grey paper: nearly the backdrop's colour.
+
+    The garment is one or two lightness units darker than the paper (like a soft
+    shadow), with a fabric texture, a few folds and a thin shaded edge; what
+    tells it apart is its outline and texture, not its colour.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = 240, 180
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    paper = 236 - 6 * y / h  # graded sweep
+    truth = np.zeros((h, w), np.uint8)
+    cv2.rectangle(truth, (55, 50), (125, 200), 1, -1)  # body
+    cv2.rectangle(truth, (30, 50), (150, 95), 1, -1)  # sleeves
+    shirt = 233 + rng.normal(0, 1.5, (h, w)) + 3 * np.sin(x / 5.0) * (np.abs(x - 90) < 20)
+    img = np.where(truth > 0, shirt, paper + rng.normal(0, 0.4, (h, w)))
+    hem = cv2.morphologyEx(truth, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    img = np.where(hem & (truth > 0), img - 10, img)  # the fabric's edge catches a little shade
+    shadow = cv2.GaussianBlur(truth.astype(np.float32), (0, 0), 6) * (1 - truth)
+    img = img - 6 * shadow  # soft contact shadow around the garment
+    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 0.7)
+    rgb = np.repeat(np.clip(img, 0, 255)[..., None], 3, axis=2).astype(np.uint8)
+    return rgb, truth.astype(bool)
+
+
+def test_white_garment_on_light_grey_is_found_by_outline_and_texture() -> None:
+    rgb, truth = _white_on_grey()
+    hard = binarize(product_mask(rgb))
+    assert _iou(hard, truth) > 0.85
+    # and the soft shadow around it stays background
+    ring = (cv2.dilate(truth.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0) & ~cv2.dilate(
+        truth.astype(np.uint8), np.ones((7, 7), np.uint8)
+    ).astype(bool)
+    assert hard[ring].mean() < 0.1
+
+
+def test_smooth_backdrop_enclosed_by_a_product_stays_background() -> None:
+    # A dark ring (a bag handle, an arm against the body) around a patch of plain paper.
+    h, w = 200, 160
+    rgb = np.full((h, w, 3), 236, np.uint8)
+    cv2.ellipse(rgb, (80, 100), (55, 70), 0, 0, 360, (40, 30, 30), 14)
+    rgb = cv2.GaussianBlur(rgb, (0, 0), 0.7)
+    hard = binarize(product_mask(rgb))
+    assert not hard[100, 80] and hard[100, 80 - 55]
+    inner = np.zeros((h, w), np.uint8)
+    cv2.ellipse(inner, (80, 100), (40, 55), 0, 0, 360, 1, -1)
+    assert hard[inner > 0].mean() < 0.05
