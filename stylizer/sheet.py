@@ -104,8 +104,11 @@ def contact_sheet(
     header: str | Sequence[Cell] | None = None,
     thumb: int = 160,
     title: str | None = None,
+    quality: int = 85,
 ) -> Path:
-    """Draw ``rows`` (lists of cells) as a labelled grid and write it atomically as PNG.
+    """Draw ``rows`` (lists of cells) as a labelled grid and write it atomically.
+
+    PNG, or WebP/JPEG (at ``quality``) when ``out_path`` ends in ``.webp``/``.jpg``.
 
     ``header`` is either a title line (``str``) or a strip of images drawn above
     the grid, one per grid column from the left (``None`` slots stay empty), e.g.
@@ -165,8 +168,12 @@ def contact_sheet(
         sheet.paste(im, (x + (thumb - im.width) // 2, y + (thumb - im.height) // 2))
 
     if title:
-        draw.text((_PAD, title_y), _fit_text(draw, title, title_font, width - 2 * _PAD),
-                  fill=_TEXT, font=title_font)
+        draw.text(
+            (_PAD, title_y),
+            _fit_text(draw, title, title_font, width - 2 * _PAD),
+            fill=_TEXT,
+            font=title_font,
+        )
     if strip:
         for j, rgb in enumerate(strip):
             paste(rgb, x0 + j * cell, strip_y, placeholder=False)
@@ -182,4 +189,7 @@ def contact_sheet(
             draw.text((_PAD, y + (thumb - font_size) // 2), text, fill=_TEXT, font=font)
         for j, rgb in enumerate(row):
             paste(rgb, x0 + j * cell, y, placeholder=True)
-    return save_image(out_path, np.asarray(sheet), fmt="png")
+    suffix = Path(out_path).suffix.lower().lstrip(".")
+    # PNG unless the name asks for WebP/JPEG (a sheet of photos for docs: a tenth the bytes).
+    fmt = suffix if suffix in ("webp", "jpg", "jpeg") else "png"
+    return save_image(out_path, np.asarray(sheet), fmt=fmt, quality=quality)

@@ -133,3 +133,17 @@ def test_argument_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="uint8"):
         contact_sheet([[np.zeros((4, 4, 3), np.float32)]], tmp_path / "s.png")
     assert not (tmp_path / "s.png").exists()
+
+
+def test_webp_and_jpeg_by_suffix_are_smaller(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    rows = [[photo, photo[::-1]] for _ in range(3)]
+    png = contact_sheet(rows, tmp_path / "s.png", thumb=64)
+    webp = contact_sheet(rows, tmp_path / "s.webp", thumb=64, quality=60)
+    jpg = contact_sheet(rows, tmp_path / "s.jpg", thumb=64, quality=60)
+    with Image.open(webp) as a, Image.open(jpg) as b, Image.open(png) as c:
+        assert (a.format, b.format, c.format) == ("WEBP", "JPEG", "PNG")
+        assert a.size == b.size == c.size
+    assert webp.stat().st_size < png.stat().st_size
+    assert jpg.stat().st_size < png.stat().st_size

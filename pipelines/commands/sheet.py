@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sheet",
         help="draw a contact sheet: products (rows) x styles (columns)",
         description=(
-            "Render each IMAGE in each of --styles and draw one PNG: originals in the first "
+            "Render each IMAGE in each of --styles and draw one image: originals in the first "
             "column, one column per style, style images above their columns."
         ),
     )
@@ -44,7 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="STYLE_IMAGE",
         help="style images (columns)",
     )
-    p.add_argument("--out", required=True, type=Path, metavar="SHEET.png", help="output PNG")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="SHEET.png",
+        help="output file: PNG, or WebP/JPEG when the name ends in .webp/.jpg (much smaller)",
+    )
+    p.add_argument("--quality", type=int, default=85, help="WebP/JPEG quality (default 85)")
     p.add_argument("--thumb", type=int, default=128, help="cell size in px (default 128)")
     p.add_argument("--title", default=None, help="a title line above the grid")
     add_render_options(p, default_max_side=384)
@@ -91,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.thumb < 16:
         raise ValueError(f"--thumb must be >= 16, got {args.thumb}")
+    if not 1 <= args.quality <= 100:
+        raise ValueError(f"--quality must be in 1..100, got {args.quality}")
     style_names = unique_stems(args.styles, "style images")
     encoder = StyleEncoder(device=args.device)
     codes = style_codes(args.styles, encoder)
@@ -107,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         header=header,
         thumb=args.thumb,
         title=args.title,
+        quality=args.quality,
     )
     print(
         f"wrote {out} ({len(args.images)} image(s) x {len(style_names)} style(s), "
