@@ -299,7 +299,7 @@ def _enclosed_by_outline(
     # folds); elsewhere it is a shadow's rim under a hem or the outer side of the
     # colour-found product's edge, which GrabCut has already judged.
     near_binary = cv2.dilate(binary.astype(np.uint8), _disk(4)) > 0
-    near_new = cv2.dilate((interior & ~near_binary).astype(np.uint8), _disk(3)) > 0
+    near_new = cv2.dilate((interior & ~near_binary).astype(np.uint8), _disk(8)) > 0
     added &= ~(kept & ~interior & ~binary & ~near_new)
     added &= ~(near_binary & ~binary & (dist < t_lo))
     # A smooth patch walled in on (nearly) all sides by new product is that garment's
