@@ -301,7 +301,11 @@ def _enclosed_by_outline(
     near_binary = cv2.dilate(binary.astype(np.uint8), _disk(4)) > 0
     near_new = cv2.dilate((interior & ~near_binary).astype(np.uint8), _disk(8)) > 0
     added &= ~(kept & ~interior & ~binary & ~near_new)
-    added &= ~(near_binary & ~binary & (dist < t_lo))
+    added &= ~(near_binary & ~binary & (dist < t_lo) & ~near_new)
+    # Slivers a few pixels wide between parts of new product (a shaded strip along a
+    # white garment's side) are the garment too.
+    new = (added & ~binary).astype(np.uint8)
+    added |= (cv2.morphologyEx(new, cv2.MORPH_CLOSE, _disk(2)) > 0) & ~binary
     # A smooth patch walled in on (nearly) all sides by new product is that garment's
     # flat part (white trousers between their prints), however backdrop-like it looks.
     return added | _holes_enclosed_by(added & ~binary, binary | added, p)
