@@ -24,6 +24,9 @@ already holds it.  Run under the CPU lock::
 
     flock /tmp/stylerec-cpu.lock .venv/bin/python benchmarks/bench_serving.py --json
 
+``--freeze-gc`` loads the run as ``stylerec serve`` does (``gc.freeze`` after
+loading: no full-collection pauses over the imported modules' objects).
+
 With ``--json`` the last line is one JSON object with ``rank_p99_ms``,
 ``recommend_p99_ms``, ``rss_mb`` and the other figures.
 """
@@ -103,6 +106,8 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=None,
                     help="where the run is built (reused when it matches); default a temp dir")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--freeze-gc", action="store_true",
+                    help="load with freeze_gc=True, as `stylerec serve` does")
     ap.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = ap.parse_args()
 
@@ -134,7 +139,8 @@ def main() -> int:
     set_search_threads(1)
     rss_before = _rss_mb()
     t0 = time.perf_counter()
-    svc = PersonalizationService.from_store(f"sqlite:///{args.workdir / 'store.db'}")
+    svc = PersonalizationService.from_store(f"sqlite:///{args.workdir / 'store.db'}",
+                                            freeze_gc=args.freeze_gc)
     load_s = time.perf_counter() - t0
     rss_after = _rss_mb()
     snap = svc.snapshot()
@@ -212,6 +218,7 @@ def main() -> int:
     t = args.threads
     summary = {
         "users": args.users, "items": args.items, "dim": args.dim, "calls": n,
+        "freeze_gc": args.freeze_gc,
         "load_s": round(load_s, 2), "build_s": meta.get("seconds"),
         "rank_p50_ms": results["rank_t1"]["p50"], "rank_p99_ms": results["rank_t1"]["p99"],
         "recommend_p50_ms": results["recommend_t1"]["p50"],

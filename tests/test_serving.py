@@ -504,3 +504,22 @@ def test_a_call_in_flight_finishes_on_the_run_it_started_with(tmp_path: Path) ->
         got = call(svc)
         assert svc.run_id == new.run_id, name  # the swap did happen mid-call
         assert got == want, f"{name}: answer mixes the old and the new run"
+
+
+def test_freeze_gc_survives_refreshes_without_keeping_old_runs(tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    make_run(store, tmp_path, n_users=20, n_items=30, seed=31, tag="g1")
+    try:
+        svc = PersonalizationService.from_store(store, freeze_gc=True)
+        assert gc.get_freeze_count() > 0
+        old = weakref.ref(svc.snapshot())
+        b = make_run(store, tmp_path, n_users=20, n_items=30, seed=32, tag="g2")
+        assert svc.refresh() is True and svc.run_id == b.run_id
+        assert old() is None  # the old run is freed, frozen or not
+        assert gc.get_freeze_count() > 0
+        assert svc.rank(b.user_ids[0], b.item_ids[:5])[0].run_id == b.run_id
+    finally:
+        gc.unfreeze()

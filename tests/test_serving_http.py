@@ -8,6 +8,7 @@ extra installs it, so CI runs these.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -220,6 +221,7 @@ def test_stylerec_serve_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
     def fake_run(app: Any, host: str, port: int, **kw: Any) -> None:
         seen["where"] = (host, port)
+        seen["frozen"] = gc.get_freeze_count()  # serve freezes the loaded objects
         with TestClient(app) as c:
             seen["health"] = c.get("/health").json()
             seen["rank"] = c.post("/rank", json={"user_id": run.user_ids[0],
@@ -227,7 +229,11 @@ def test_stylerec_serve_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  "experiment": "restyle"}).json()
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
-    assert main(["serve", "--db", db, "--port", "8123", "--experiments", str(exps)]) == 0
+    try:
+        assert main(["serve", "--db", db, "--port", "8123", "--experiments", str(exps)]) == 0
+    finally:
+        gc.unfreeze()  # gc.freeze is process-wide: do not leave pytest's objects frozen
+    assert seen["frozen"] > 0
     assert seen["where"] == ("127.0.0.1", 8123)
     assert seen["health"]["run_id"] == run.run_id
     # The experiment file's all-control split reaches the service: originals only.

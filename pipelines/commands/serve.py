@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     set_search_threads(args.search_threads)
     service = PersonalizationService.from_store(
         _store_url(args), run=args.run, render_root=args.render_root,
-        image_root=args.image_root, experiments=experiments,
+        image_root=args.image_root, experiments=experiments, freeze_gc=True,
     )
     # A pinned run (--run ID) must stay pinned: only "current" follows publishes.
     interval = args.refresh_interval if args.run == "current" else 0.0
