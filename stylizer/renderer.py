@@ -292,28 +292,33 @@ class Renderer:
         n = len(images)
         if n == 0:
             return []
-        imgs = [self._check_image(im, i) for i, im in enumerate(images)]
-        target = self._codes_for(codes, n)
-        if self.strength < 1.0:
-            own = np.asarray(self.encoder.encode(imgs), dtype=np.float32)  # type: ignore[attr-defined]
-            target = StyleSpace.interpolate(own, target, self.strength)
         masks = list(masks) if masks is not None else [None] * n
         alphas = list(alphas) if alphas is not None else [None] * n
         if len(masks) != n or len(alphas) != n:
             raise ValueError(f"{n} images but {len(masks)} masks / {len(alphas)} alphas")
-
+        # The nightly render stage passes one item's image (and mask) once per segment
+        # condition: the same objects K times.  Resizing, the mask and the filled backdrop
+        # do not depend on the condition, so each distinct input is prepared once.
+        prepared: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}
+        imgs: list[np.ndarray] = []
         soft: list[np.ndarray | None] = [None] * n
         backdrops: list[np.ndarray | None] = [None] * n
         contents: list[np.ndarray] = []
-        for i, im in enumerate(imgs):
+        for i, raw in enumerate(images):
+            key = (id(raw), id(masks[i]), id(alphas[i]))
+            if key not in prepared:
+                prepared[key] = self._prepare(self._check_image(raw, i), masks[i], alphas[i])
+            im, *rest = prepared[key]
+            imgs.append(im)
             if self.mode == "full":
                 contents.append(im)
-                continue
-            m = product_mask(im, alpha=alphas[i], user_mask=masks[i])
-            soft[i] = m
-            backdrop = fill_region(im, ~self._removal_region(m))
-            backdrops[i] = backdrop
-            contents.append(scene_content(backdrop, self.scene_grain))
+            else:
+                soft[i], backdrops[i], content = rest
+                contents.append(content)
+        target = self._codes_for(codes, n)
+        if self.strength < 1.0:
+            own = np.asarray(self.encoder.encode(imgs), dtype=np.float32)  # type: ignore[attr-defined]
+            target = StyleSpace.interpolate(own, target, self.strength)
         scenes = self._stylize(contents, target)
 
         products: list[np.ndarray | None] = [None] * n
@@ -405,6 +410,16 @@ class Renderer:
         return results
 
     # ------------------------------------------------------------------ internals
+    def _prepare(
+        self, im: np.ndarray, mask: np.ndarray | None, alpha: np.ndarray | None
+    ) -> tuple[np.ndarray, ...]:
+        """``(image,)`` in full mode, else ``(image, soft mask, filled backdrop, scene content)``."""
+        if self.mode == "full":
+            return (im,)
+        m = product_mask(im, alpha=alpha, user_mask=mask)
+        backdrop = fill_region(im, ~self._removal_region(m))
+        return im, m, backdrop, scene_content(backdrop, self.scene_grain)
+
     def _check_image(self, image: np.ndarray, index: int) -> np.ndarray:
         arr = np.asarray(image)
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
