@@ -24,6 +24,12 @@ Run (heavy: share the CPU politely)::
 
 ``--out DIR`` keeps the world and its report (default: a temporary folder,
 deleted afterwards); ``--users/--items/--segments/--max-side`` change the size.
+
+``--real DATA`` runs instead the night of ``tests/test_nightly_real.py`` on the real
+images in ``DATA`` (``../shared/data``: H&M product photos, real artworks; 400
+simulated shoppers, K = 3, ``background`` at 256 px, PNG), twice, and prints the
+product colour fidelity of every render re-measured on the decoded files (mean
+CIEDE2000 inside the product mask; just noticeable: 2.3) next to the times.
 """
 
 from __future__ import annotations
@@ -92,6 +98,70 @@ def latest_run(cfg_path: Path) -> str:
         return store.list_runs()[0]["run_id"]
 
 
+def real_night(data: Path, out: Path, k: int = 3, max_side: int = 256) -> int:
+    """Two nights on the real catalogue; fidelity of every render, re-measured."""
+    import numpy as np
+
+    from data.adapters.hm import load_articles
+    from data.synthetic.over_catalog import simulate_shop
+    from pipelines.config import write_config
+    from stylizer.image_io import load_image
+    from stylizer.masks import product_mask
+    from stylizer.metrics import product_delta_e
+
+    items = load_articles(data / "hm" / "articles.csv", root=data).items
+    items = items[items["image_uri"].notna()].reset_index(drop=True)
+    styles = pd.DataFrame({"style_id": [p.stem for p in sorted((data / "styles").glob("*.jpg"))]})
+    styles["image_uri"] = "styles/" + styles["style_id"] + ".jpg"
+    styles["name"] = styles["style_id"].str.replace("_", " ")
+    simulate_shop(out, items, styles, n_users=400, events_per_user=30, seed=3)
+    cfg = {
+        "inputs": {"events": ["events.parquet"], "catalog": "items.csv", "styles": "styles.csv",
+                   "image_root": str(data.resolve())},
+        "model": {"factors": 16, "epochs": 4, "baselines": False},
+        "segments": {"k": k, "n_blend": 2},
+        "render": {"mode": "background", "max_side": max_side, "format": "png"},
+        "outputs": {"store_url": f"sqlite:///{(out / 'store.db').resolve()}"},
+    }
+    cfg_path = out / "stylerec.toml"
+    write_config(cfg, cfg_path)
+    walls, records = [], []
+    for _ in range(2):
+        wall, printed = stylerec("nightly", "--config", str(cfg_path), "--json")
+        walls.append(wall)
+        records.append(night_record(cfg_path, json.loads(printed.strip().splitlines()[-1])["run_id"]))
+    loaded = load_config(cfg_path)
+    with Store(loaded.store_url) as store:
+        renders = store.renders_for_run(records[0]["run_id"])
+        recorded = store.get_run(records[0]["run_id"])["stages"]["render"]["metrics"]
+    uri = dict(zip(items["item_id"], items["image_uri"], strict=True))
+    delta_e, changed = [], []
+    for row in renders.itertuples(index=False):
+        original = load_image(data / uri[row.item_id], max_side=max_side).rgb
+        with Image.open(loaded.path(loaded.outputs.render_dir) / row.uri) as im:
+            rendered = np.asarray(im.convert("RGB"))
+        delta_e.append(product_delta_e(original, rendered, product_mask(original)))
+        changed.append(np.abs(rendered.astype(int) - original.astype(int)).mean())
+    de = np.asarray(delta_e)
+    per_item = renders.groupby("item_id")["condition_hash"].nunique()
+    print(f"real catalogue: {len(items)} products, {len(styles)} artworks, K={k}, "
+          f"{max_side} px; load average {os.getloadavg()[0]:.2f}")
+    print(f"renders: {len(renders)} ({renders['item_id'].nunique()} products x "
+          f"{per_item.min()}..{per_item.max()} segments), failed items "
+          f"{recorded['failed_items']}")
+    print(f"product dE re-measured: mean {de.mean():.3f}, median {np.median(de):.3f}, "
+          f"max {de.max():.3f}, above 2.3: {(de > 2.3).sum()}")
+    print(f"product dE recorded by the pipeline: mean {recorded['product_delta_e_mean']}, "
+          f"max {recorded['product_delta_e_max']}")
+    print(f"whole-image mean |change| per render: min {min(changed):.1f}, "
+          f"mean {np.mean(changed):.1f} (grey levels)")
+    for n, (wall, rec) in enumerate(zip(walls, records, strict=True), 1):
+        print(f"night {n}: wall {wall:.1f} s, rendered {rec['rendered']}, reused {rec['reused']}, "
+              + ", ".join(f"{s} {v:.2f}" for s, v in rec["stage_seconds"].items()))
+    ok = (len(renders) == len(items) * k and de.max() <= 2.3 and records[1]["rendered"] == 0)
+    return 0 if ok else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, help="world folder to keep (default: temporary)")
@@ -101,7 +171,16 @@ def main() -> int:
     ap.add_argument("--max-side", type=int, default=384)
     ap.add_argument("--add", type=int, default=10, help="new products before night 3")
     ap.add_argument("--json", type=Path, help="also write the figures here as JSON")
+    ap.add_argument("--real", type=Path, metavar="DATA",
+                    help="run the real-image night on DATA (../shared/data) instead")
     args = ap.parse_args()
+    if args.real is not None:
+        out = args.out or Path(tempfile.mkdtemp(prefix="bench_real_"))
+        try:
+            return real_night(args.real, out)
+        finally:
+            if args.out is None:
+                shutil.rmtree(out, ignore_errors=True)
 
     tmp = None
     if args.out is None:

@@ -9,6 +9,7 @@ served run does not change until the new one is published.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from nightly_report import check_report
@@ -26,9 +28,12 @@ from data.store import Store
 from pipelines.cache import PARTIAL_MARK
 from pipelines.config import load_config, write_config
 from pipelines.runner import STAGES, run_nightly
+from stylizer.image_io import load_image, load_mask
+from stylizer.metrics import product_delta_e
 
 K = 3
 N_ITEMS = 40  # the small_world fixture's catalog size
+MAX_SIDE = 96
 
 
 def _config(world: Path, db_url: str, k: int = K) -> Path:
@@ -37,7 +42,7 @@ def _config(world: Path, db_url: str, k: int = K) -> Path:
                    "image_root": "."},
         "model": {"factors": 16, "epochs": 4, "holdout_last": 2},
         "segments": {"k": k, "n_blend": 2},
-        "render": {"mode": "background", "max_side": 96, "format": "png"},
+        "render": {"mode": "background", "max_side": MAX_SIDE, "format": "png"},
         "outputs": {"store_url": db_url, "render_dir": "renders", "work_dir": "work",
                     "report_dir": "report"},
     }
@@ -86,6 +91,7 @@ def test_nightly_end_to_end(world: Path, db_url: str) -> None:
         assert store.read_user_segments(first.run_id)["segment_id"].nunique() == K
     holdout = first.metrics["train"]["holdout"]["models"]
     assert {"stylerec", "popularity", "als"} <= set(holdout)
+    _check_products_kept(world, db_url, first.run_id)
 
     second = run_nightly(cfg)
     assert second.run_id != first.run_id
@@ -107,6 +113,24 @@ def test_nightly_end_to_end(world: Path, db_url: str) -> None:
     check_report(third.report_path, third.metrics, K, third.metrics["train"]["users"])
     with Store(db_url) as store:
         assert store.current_run_id() == third.run_id
+
+
+def _check_products_kept(world: Path, db_url: str, run_id: str) -> None:
+    """Every render keeps its product: mean CIEDE2000 inside the world's *exact* product
+    mask (not the estimated one the renderer used) within the just-noticeable 2.3."""
+    with Store(db_url) as store:
+        renders = store.renders_for_run(run_id)
+    items = pd.read_csv(world / "items.csv", dtype=str).set_index("item_id")
+    worst = 0.0
+    for row in renders.itertuples(index=False):
+        item = items.loc[row.item_id]
+        original = load_image(world / item.image_uri, max_side=MAX_SIDE).rgb
+        mask = load_mask(world / json.loads(item.attributes)["mask_uri"], shape=original.shape[:2])
+        rendered = np.asarray(Image.open(world / "renders" / row.uri).convert("RGB"))
+        worst = max(worst, product_delta_e(original, rendered, mask))
+        # The scene did take the style: a render, not a copy.
+        assert np.abs(rendered.astype(int) - original.astype(int)).mean() > 3, row.item_id
+    assert worst <= 2.3, f"product delta E {worst:.2f} inside the exact mask"
 
 
 def _wait_for(predicate, timeout: float) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from nightly_report import check_report
 from PIL import Image
 
 from data.adapters.hm import load_articles
@@ -101,6 +102,9 @@ class _Images(HTMLParser):
 def test_report_shows_segment_contact_sheets(real_night) -> None:
     _, summary, _ = real_night
     assert summary.report_path is not None
+    # Every section, table and figure, and no "render missing" placeholder in any sheet.
+    check_report(summary.report_path, summary.metrics, K, summary.metrics["train"]["users"],
+                 baselines=False)
     parser = _Images()
     parser.feed(summary.report_path.read_text(encoding="utf-8"))
     sheets = [s for s in parser.images if s.startswith("sheet_")]
