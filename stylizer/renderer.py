@@ -23,7 +23,10 @@ multicoloured, mean CIEDE2000 around 30), which is unusable in a shop.  The
     CIEDE2000 stays within ``delta_e_budget``.
 
 Rendering is batched: images of equal size go through the generator together,
-on CUDA when present (``data.device``), else on CPU.
+on CUDA when present (``data.device``), else on CPU.  On CUDA the ``background``
+composite runs on the GPU as well (the scenes never leave it before that), and
+the per-item work (mask, fill) is done once per distinct image in a call, so an
+item rendered under K segment conditions costs one mask and K generator passes.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ __all__ = [
     "Rendered",
     "RenderResult",
     "composite_decontaminated",
+    "composite_decontaminated_torch",
     "fill_region",
 ]
 
@@ -170,6 +174,28 @@ def composite_decontaminated(
     out = fg_part + (1.0 - a) * scene.astype(np.float32)
     out = np.where(a >= 1.0, orig, out)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def composite_decontaminated_torch(
+    original: object, backdrop: object, scene: object, mask: object
+) -> object:
+    """:func:`composite_decontaminated` on torch tensors (``HxWx3``, mask ``HxW``), any device.
+
+    The same float32 arithmetic in the same order, so on CPU the result is
+    identical to the numpy version; on CUDA a fused multiply-add may move a
+    pixel by one level.  Lets a GPU renderer composite where the scene already is.
+    """
+    import torch
+
+    a = mask.float().clamp(0.0, 1.0).unsqueeze(-1)  # type: ignore[attr-defined]
+    orig = original.float()  # type: ignore[attr-defined]
+    fg_part = torch.minimum(
+        torch.clamp(orig - (1.0 - a) * backdrop.float(), min=0.0),  # type: ignore[attr-defined]
+        255.0 * a,
+    )
+    out = fg_part + (1.0 - a) * scene.float()  # type: ignore[attr-defined]
+    out = torch.where(a >= 1.0, orig, out)
+    return torch.round(out).clamp_(0, 255).to(torch.uint8)
 
 
 def _default_runtime(device: object) -> Runtime:
@@ -319,6 +345,10 @@ class Renderer:
         if self.strength < 1.0:
             own = np.asarray(self.encoder.encode(imgs), dtype=np.float32)  # type: ignore[attr-defined]
             target = StyleSpace.interpolate(own, target, self.strength)
+        if self.mode == "background" and self._device().type == "cuda":
+            # GPU: composite where the scenes are; each distinct item is uploaded once.
+            scene_t = self._stylize(contents, target, on_device=True)
+            return self._composite_on_device(imgs, backdrops, soft, scene_t)  # type: ignore[arg-type]
         scenes = self._stylize(contents, target)
 
         products: list[np.ndarray | None] = [None] * n
@@ -451,13 +481,54 @@ class Renderer:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         return cv2.dilate((mask > 0.02).astype(np.uint8), k) > 0
 
-    def _stylize(self, images: list[np.ndarray], codes: np.ndarray) -> list[np.ndarray]:
-        """Run the generator, batching images of equal size together."""
-        import torch
-
+    def _device(self) -> object:
         from data.device import torch_device
 
-        device = torch_device(self.device)
+        return torch_device(self.device)
+
+    def _composite_on_device(
+        self,
+        imgs: list[np.ndarray],
+        backdrops: list[np.ndarray],
+        soft: list[np.ndarray],
+        scenes: list[object],
+    ) -> list[Rendered]:
+        """Decontaminated composite on the scenes' device; returns host arrays."""
+        import torch
+
+        device = self._device()
+        uploaded: dict[tuple[int, int, int], tuple[object, object, object]] = {}
+        out: list[Rendered] = []
+        for im, backdrop, mask, scene in zip(imgs, backdrops, soft, scenes, strict=True):
+            key = (id(im), id(backdrop), id(mask))
+            if key not in uploaded:
+                uploaded[key] = (
+                    torch.from_numpy(im).to(device, non_blocking=True),
+                    torch.from_numpy(np.ascontiguousarray(backdrop)).to(device, non_blocking=True),
+                    torch.from_numpy(np.ascontiguousarray(mask)).to(device, non_blocking=True),
+                )
+            orig_t, back_t, mask_t = uploaded[key]
+            img = composite_decontaminated_torch(orig_t, back_t, scene, mask_t)
+            out.append(
+                Rendered(
+                    image=img.cpu().numpy(),  # type: ignore[attr-defined]
+                    mask=mask,
+                    scene=scene.cpu().numpy(),  # type: ignore[attr-defined]
+                )
+            )
+        return out
+
+    def _stylize(
+        self, images: list[np.ndarray], codes: np.ndarray, on_device: bool = False
+    ) -> list[np.ndarray]:
+        """Run the generator, batching images of equal size together.
+
+        Returns host uint8 ``HxWx3`` arrays, or (``on_device``) uint8 tensors left on
+        the generator's device.
+        """
+        import torch
+
+        device = self._device()
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, im in enumerate(images):
             groups[im.shape].append(i)
@@ -471,11 +542,13 @@ class Renderer:
                 c = torch.from_numpy(codes[part]).to(device=device, dtype=torch.float32)
                 y = runtime(x, c)
                 y = y.detach().float().clamp_(0.0, 1.0).mul_(255.0).round_()  # type: ignore[attr-defined]
-                arr = y.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                arr = y.to(torch.uint8).permute(0, 2, 3, 1)
+                if not on_device:
+                    arr = arr.cpu().numpy()
                 for j, i in enumerate(part):
-                    if arr[j].shape != images[i].shape:
+                    if tuple(arr[j].shape) != images[i].shape:
                         raise RuntimeError(
-                            f"generator returned {arr[j].shape} for input {images[i].shape}"
+                            f"generator returned {tuple(arr[j].shape)} for input {images[i].shape}"
                         )
                     out[i] = arr[j]
         return out  # type: ignore[return-value]

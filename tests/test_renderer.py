@@ -123,6 +123,32 @@ def test_one_item_under_many_conditions_prepares_it_once(monkeypatch) -> None:
     assert len(calls) == 4
 
 
+def test_device_composite_matches_the_host_one() -> None:
+    """The GPU path's composite (torch, on the scenes' device) gives the host pixels."""
+    from stylizer.renderer import composite_decontaminated_torch
+
+    rng = np.random.default_rng(1)
+    orig, scene = (rng.integers(0, 256, (40, 30, 3), dtype=np.uint8) for _ in range(2))
+    backdrop = rng.uniform(0, 255, (40, 30, 3)).astype(np.float32)
+    mask = np.clip(rng.uniform(-0.3, 1.3, (40, 30)), 0, 1).astype(np.float32)
+    host = composite_decontaminated(orig, backdrop, scene, mask)
+    dev = composite_decontaminated_torch(
+        *(torch.from_numpy(a) for a in (orig, backdrop, scene, mask))
+    )
+    np.testing.assert_array_equal(dev.numpy(), host)
+    # and through the renderer's device path (here on the CPU device)
+    img = _scene()
+    r = Renderer("background", runtime=StandInRuntime())
+    expected = r.render_detailed([img, img], np.stack([CODE, -CODE]))
+    im, m, back, content = r._prepare(img, None, None)
+    scenes = r._stylize([content, content], np.stack([CODE, -CODE]), on_device=True)
+    assert isinstance(scenes[0], torch.Tensor)
+    got = r._composite_on_device([im, im], [back, back], [m, m], scenes)
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(g.image, e.image)
+        np.testing.assert_array_equal(g.scene, e.scene)
+
+
 def test_strength_interpolates_from_the_content_code() -> None:
     own = np.zeros(100, np.float32)
 
