@@ -103,6 +103,8 @@ def test_embed_and_render_match_local(small_world, tmp_path: Path) -> None:
     local = LocalExecutor(cfg).embed(paths, batch_size=4)
     remote = RayExecutor(cfg).embed(paths, batch_size=4)
     assert set(remote.errors) == set(local.errors) == {len(paths) - 1}
+    assert remote.errors == local.errors  # the same reason, naming the file
+    assert str(bad) in remote.errors[len(paths) - 1]
     ok = np.isfinite(local.codes).all(axis=1)
     assert ok.sum() == len(paths) - 1
     assert np.array_equal(np.isfinite(remote.codes).all(axis=1), ok)
@@ -117,7 +119,13 @@ def test_embed_and_render_match_local(small_world, tmp_path: Path) -> None:
     assert out_ray.keys() == out_local.keys()
     for item_id, o in out_local.items():
         assert out_ray[item_id].written == o.written
-        assert (out_ray[item_id].error is None) == (o.error is None)
+        assert out_ray[item_id].error == o.error
+        # The product-fidelity figures survive the trip back from the workers
+        # (within half a just-noticeable CIEDE2000 difference, as renders may differ
+        # within the parity tolerance).
+        assert out_ray[item_id].delta_e.keys() == o.delta_e.keys()
+        assert out_ray[item_id].delta_e == pytest.approx(o.delta_e, abs=0.5)
+    assert len(out_local["missing"].delta_e) == 0 and len(out_local[jobs[0].item_id].delta_e) == 2
     assert out_ray["missing"].error is not None
     assert _assert_same_renders(ca, cb) == 6 * 2
 

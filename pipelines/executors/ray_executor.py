@@ -1,20 +1,37 @@
-"""The Ray executor: embed and render spread over a pool of Ray actors.
+"""The Ray executor: embed and render as Ray Data ``map_batches`` over an actor pool.
 
-Why actors and not plain tasks: loading the encoder and the generator costs far
-more than encoding a batch or rendering an item, so each worker actor loads
-them once and then serves many calls.  The actors run the very functions the
-local executor runs (:mod:`pipelines.executors.work`, with models built by
+Why Ray Data with a callable class: loading the encoder and the generator costs
+far more than encoding a batch or rendering an item, so each actor of the pool
+builds its model once and then serves many batches, while Ray Data does the
+scheduling (least-busy actor, a bounded queue per actor, GPUs per actor when
+the cluster has them) and the streaming of results back to the driver.  The
+actors run the very functions the local executor runs
+(:mod:`pipelines.executors.work`, with models built by
 :class:`~pipelines.executors.local.LocalExecutor`), so both executors write the
 same files.
 
-Fault tolerance is Ray's: every actor is created with ``max_restarts`` and
-``max_task_retries`` set to ``executor.max_retries``, so when a worker process
-dies (killed, out of memory, node lost) Ray starts a new one and re-runs the
-calls that were in flight on it.  Re-running a render call is safe because
-:meth:`RenderCache.write` writes to a temporary name and renames: a retried
-key replaces its file with identical bytes under the same name, never a second
-copy.  A worker killed in the middle of a write leaves a ``.partial-`` file;
-those belonging to this call's keys are removed once every call has finished.
+What travels through Ray is plain Arrow columns: for embed, each row is
+(``index``, ``path``); for render, (``index``, ``item_id``, ``image_path``,
+``keys``, ``codes`` flattened, ``condition_hashes``).  The dataset is built one
+block per batch, so every batch the actors see is exactly the local
+executor's batch (same starts, same sizes: the encoder gives the same codes).
+Workers read images and write render files themselves; results come back as
+(``index``, codes or written keys, ``error``) rows, one per input row, so a bad
+image fails only its own row, with its reason.
+
+Fault tolerance is Ray's.  Ray Data's actor pool is created with
+``max_restarts`` and ``max_task_retries`` = ``executor.max_retries`` (Ray Data's
+own default is unbounded, which would retry forever a batch that kills its
+worker every time, e.g. an image that runs it out of memory).  When a worker
+process dies (killed, out of memory, node lost), Ray restarts the actor, which
+builds its model again, and re-runs the batches that were in flight on it.
+Re-running a render batch is safe because :meth:`RenderCache.write` writes to
+a temporary name and renames: a retried key replaces its file with identical
+bytes under the same name, never a second copy.  A worker killed in the middle
+of a write leaves a ``.partial-`` file; those belonging to this call's keys are
+removed once the dataset's execution has ended.  A worker that dies more often
+than that fails the call with a :class:`RuntimeError` naming
+``executor.max_retries``.
 
 Connecting: ``executor.address`` from the config, else ``$RAY_ADDRESS``, else a
 local Ray instance with ``executor.num_cpus`` CPUs (0: all).  A Ray that this
@@ -26,12 +43,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections import deque
+import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+import pyarrow as pa
 
 from pipelines.cache import PARTIAL_MARK, RenderCache
 from pipelines.config import Config
@@ -46,6 +64,7 @@ from pipelines.executors.work import (
 
 try:
     import ray
+    import ray.data
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
         "executor.kind = 'ray' needs Ray: pip install 'stylerec[ray]'"
@@ -57,9 +76,12 @@ log = logging.getLogger("stylerec.executor")
 #: codes and keys through it (workers read and write image files themselves).
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2
 
-#: Calls queued per actor: one running, one waiting, so an actor never idles
-#: while the driver round-trips.
-CALLS_PER_ACTOR = 2
+#: Batches queued per actor: one running, one waiting, so an actor never idles
+#: while the driver round-trips, and a slow actor does not hoard the queue.
+BATCHES_PER_ACTOR = 2
+
+#: Style code width (the encoder's output; NaN rows for failed images).
+CODE_DIM = 100
 
 #: ``factory(cfg) -> renderer``, run inside each worker; must be picklable.
 RendererFactory = Callable[[Config], object]
@@ -94,40 +116,86 @@ def connect(cfg: Config) -> bool:
     return True
 
 
-class _Worker:
-    """One Ray actor: holds the encoder and the renderer, built on first use."""
+# ---------------------------------------------------------------------- actor UDFs
+class _EmbedActor:
+    """Ray Data callable class: one per pool actor, holds the style encoder."""
 
-    def __init__(self, cfg: Config, renderer_factory: RendererFactory) -> None:
-        self.cfg = cfg
-        self.renderer_factory = renderer_factory
-        self._encoder: object | None = None
-        self._renderer: object | None = None
+    def __init__(self, cfg: Config) -> None:
+        self.encoder = default_encoder(cfg)
 
-    def pid(self) -> int:
-        """The worker's process id (tests and logs use it)."""
-        return os.getpid()
-
-    def embed(self, paths: list[str]) -> EmbedOutcome:
-        """Style codes of one batch of images."""
-        if self._encoder is None:
-            self._encoder = default_encoder(self.cfg)
-        return embed_images(self._encoder, paths)
-
-    def render(self, jobs: list[RenderJob], cache: RenderCache) -> list[RenderOutcome]:
-        """Render a few items and write their files (atomically, by the cache)."""
-        if self._renderer is None:
-            self._renderer = self.renderer_factory(self.cfg)
-        return [render_job(self._renderer, cache, job) for job in jobs]
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        """(``index``, ``path``) rows -> (``index``, ``codes``, ``error``) rows."""
+        part = embed_images(self.encoder, batch.column("path").to_pylist())
+        codes = np.ascontiguousarray(part.codes, dtype=np.float32)
+        return pa.table({
+            "index": batch.column("index"),
+            "codes": pa.FixedSizeListArray.from_arrays(pa.array(codes.ravel()), codes.shape[1]),
+            "error": pa.array([part.errors.get(i) for i in range(len(codes))], pa.string()),
+        })  # fmt: skip
 
 
+class _RenderActor:
+    """Ray Data callable class: one per pool actor, holds the renderer and the cache."""
+
+    def __init__(self, cfg: Config, cache: RenderCache, renderer_factory: RendererFactory) -> None:
+        self.cache = cache
+        self.renderer = renderer_factory(cfg)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        """Job rows -> (``index``, ``written``, ``error``, ``delta_e_*``) rows, files on disk."""
+        outcomes = [render_job(self.renderer, self.cache, _job_from_row(row))
+                    for row in batch.to_pylist()]  # fmt: skip
+        return pa.table({
+            "index": batch.column("index"),
+            "written": pa.array([o.written for o in outcomes], pa.list_(pa.string())),
+            "error": pa.array([o.error for o in outcomes], pa.string()),
+            "delta_e_keys": pa.array([list(o.delta_e) for o in outcomes], pa.list_(pa.string())),
+            "delta_e": pa.array([list(o.delta_e.values()) for o in outcomes],
+                                pa.list_(pa.float64())),
+        })  # fmt: skip
+
+
+def _dataset(blocks: list[pa.Table]) -> ray.data.Dataset:
+    """A dataset of exactly these blocks, in this order.
+
+    ``from_blocks`` keeps the blocks as given (one block = one batch) and reads
+    their metadata here; ``from_arrow`` (older Ray) runs a task per table for
+    it, which costs a worker start (~1-2 s on a 2-core machine) per call.
+    """
+    from_blocks = getattr(ray.data, "from_blocks", None)
+    return from_blocks(blocks) if from_blocks is not None else ray.data.from_arrow(blocks)
+
+
+def _job_rows(jobs: Sequence[RenderJob], start: int) -> pa.Table:
+    """Render jobs as plain Arrow columns (codes flattened row-major, one row per job)."""
+    codes = [np.asarray(j.codes, dtype=np.float32) for j in jobs]
+    return pa.table({
+        "index": pa.array(range(start, start + len(jobs)), pa.int64()),
+        "item_id": pa.array([j.item_id for j in jobs], pa.string()),
+        "image_path": pa.array([j.image_path for j in jobs], pa.string()),
+        "keys": pa.array([list(j.keys) for j in jobs], pa.list_(pa.string())),
+        "codes": pa.array([c.ravel() for c in codes], pa.list_(pa.float32())),
+        "condition_hashes": pa.array([list(j.condition_hashes) for j in jobs],
+                                     pa.list_(pa.string())),
+    })  # fmt: skip
+
+
+def _job_from_row(row: dict[str, Any]) -> RenderJob:
+    keys = list(row["keys"])
+    codes = np.asarray(row["codes"], dtype=np.float32).reshape(len(keys), -1)
+    return RenderJob(row["item_id"], row["image_path"], keys, codes, list(row["condition_hashes"]))
+
+
+# ---------------------------------------------------------------------- executor
 class RayExecutor:
-    """Runs embed and render on a pool of ``executor.num_workers`` Ray actors.
+    """Runs embed and render as Ray Data ``map_batches`` on ``executor.num_workers`` actors.
 
     Same interface and same output files as :class:`LocalExecutor`; render
-    outcomes are yielded as their calls finish (not in job order).  Actors
+    outcomes are yielded as their batches finish (not in job order).  Actors
     take ``executor.cpus_per_worker`` CPUs and, when the cluster has GPUs,
-    ``executor.gpus_per_worker`` GPUs each; they are killed when a call ends
-    (normally, by an error, or by the consumer closing the render iterator).
+    ``executor.gpus_per_worker`` GPUs each; Ray Data tears the pool down when
+    a call ends (normally, by an error, or by the consumer closing the render
+    iterator).
     """
 
     name = "ray"
@@ -136,30 +204,12 @@ class RayExecutor:
         self.cfg = cfg
         self.renderer_factory = renderer_factory or default_renderer
         self.started_ray = False
-        self._actors: list[Any] = []
-
-    # ------------------------------------------------------------------ pool
-    def _start_pool(self) -> list[Any]:
-        self.started_ray = connect(self.cfg) or self.started_ray
-        ex = self.cfg.executor
-        gpus = ex.gpus_per_worker if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        actor_cls = ray.remote(_Worker).options(
-            num_cpus=ex.cpus_per_worker,
-            num_gpus=gpus,
-            max_restarts=ex.max_retries,
-            max_task_retries=ex.max_retries,
-        )
-        self._actors = [
-            actor_cls.remote(self.cfg, self.renderer_factory) for _ in range(ex.num_workers)
-        ]
-        log.info("ray: %d workers (%s CPU, %s GPU each)", len(self._actors), ex.cpus_per_worker, gpus)
-        return self._actors
 
     def close(self) -> None:
-        """Kill this executor's actors (Ray itself stays up for the next stage)."""
-        for actor in self._actors:
-            ray.kill(actor, no_restart=True)
-        self._actors = []
+        """Nothing to release: each call's actor pool ends with its dataset's execution.
+
+        Kept so callers can treat every executor alike (``with`` blocks, ``close()``).
+        """
 
     def __enter__(self) -> RayExecutor:
         return self
@@ -167,37 +217,59 @@ class RayExecutor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _stream(self, method: str, calls: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, Any]]:
-        """Run ``actor.method(*args)`` for every args tuple; yield ``(index, result)`` as done.
+    # ------------------------------------------------------------------ plumbing
+    def _map(
+        self,
+        blocks: list[pa.Table],
+        actor_cls: type,
+        batch_size: int,
+        constructor_kwargs: dict[str, Any],
+    ) -> Iterator[pa.Table]:
+        """Stream ``actor_cls`` over ``blocks`` (one block = one batch); yield result blocks.
 
-        Each actor has at most :data:`CALLS_PER_ACTOR` calls queued; a finished
-        call frees its actor for the next one, so fast workers take more.
+        Turns a worker that died more than ``executor.max_retries`` times into a
+        :class:`RuntimeError` that says so.
         """
-        actors = self._actors or self._start_pool()
-        todo = deque(range(len(calls)))
-        pending: dict[Any, tuple[int, int]] = {}
-
-        def submit(a: int) -> None:
-            i = todo.popleft()
-            pending[getattr(actors[a], method).remote(*calls[i])] = (a, i)
-
-        for _ in range(CALLS_PER_ACTOR):
-            for a in range(len(actors)):
-                if todo:
-                    submit(a)
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            a, i = pending.pop(done[0])
-            try:
-                result = ray.get(done[0])
-            except ray.exceptions.RayActorError as exc:
-                raise RuntimeError(
-                    f"ray worker died more than executor.max_retries="
-                    f"{self.cfg.executor.max_retries} times: {exc}"
-                ) from exc
-            if todo:
-                submit(a)
-            yield i, result
+        self.started_ray = connect(self.cfg) or self.started_ray
+        ex = self.cfg.executor
+        has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        gpus = ex.gpus_per_worker if has_gpus and ex.gpus_per_worker > 0 else None
+        ds = _dataset(blocks)
+        workers = min(ex.num_workers, len(blocks))  # an actor without a batch loads a model for nothing
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates passing actor options as extra kwargs but has no
+            # named parameter for max_restarts / max_task_retries yet; without them
+            # Ray Data would retry a poison batch forever.
+            warnings.filterwarnings("ignore", message=r".*ray_remote_args.*deprecated")
+            ds = ds.map_batches(
+                actor_cls,
+                batch_size=batch_size,
+                batch_format="pyarrow",
+                zero_copy_batch=True,
+                fn_constructor_kwargs=constructor_kwargs,
+                compute=ray.data.ActorPoolStrategy(
+                    size=workers, max_tasks_in_flight_per_actor=BATCHES_PER_ACTOR
+                ),
+                num_cpus=ex.cpus_per_worker,
+                num_gpus=gpus,
+                max_restarts=ex.max_retries,
+                max_task_retries=ex.max_retries,
+            )
+        log.info("ray data: %d batches on %d actors (%s CPU, %s GPU each, %d retries)",
+                 len(blocks), workers, ex.cpus_per_worker, gpus or 0,
+                 ex.max_retries)  # fmt: skip
+        results = ds.iter_batches(batch_size=None, batch_format="pyarrow")
+        try:
+            yield from results
+        except ray.exceptions.RayActorError as exc:
+            raise RuntimeError(
+                f"ray worker died more than executor.max_retries="
+                f"{ex.max_retries} times: {exc}"
+            ) from exc
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()  # stops the execution (and its actors) if we leave early
 
     # ------------------------------------------------------------------ stages
     def embed(self, paths: list[str], batch_size: int = 32) -> EmbedOutcome:
@@ -206,47 +278,57 @@ class RayExecutor:
         Batches are the local executor's (same starts, same sizes), so the
         encoder sees the same batches and gives the same codes.
         """
-        codes = np.full((len(paths), 100), np.nan, dtype=np.float32)
+        codes = np.full((len(paths), CODE_DIM), np.nan, dtype=np.float32)
         errors: dict[int, str] = {}
-        starts = list(range(0, len(paths), batch_size))
-        calls = [(paths[s:s + batch_size],) for s in starts]
-        bar = tqdm(total=len(calls), desc="embed (ray)", unit="batch", disable=None, file=sys.stderr)
-        try:
-            for i, part in self._stream("embed", calls):
-                start = starts[i]
-                codes[start:start + len(part.codes)] = part.codes
-                errors.update({start + j: e for j, e in part.errors.items()})
-                bar.update(1)
-        finally:
-            bar.close()
-            self.close()
+        blocks = [
+            pa.table({"index": pa.array(range(s, min(s + batch_size, len(paths))), pa.int64()),
+                      "path": pa.array(paths[s:s + batch_size], pa.string())})
+            for s in range(0, len(paths), batch_size)
+        ]  # fmt: skip
+        done = 0
+        if blocks:
+            parts = self._map(blocks, _EmbedActor, batch_size, {"cfg": self.cfg})
+            with closing(parts):
+                for part in parts:
+                    index = part.column("index").to_numpy()
+                    flat = part.column("codes").combine_chunks().flatten().to_numpy()
+                    codes[index] = flat.reshape(len(index), -1)
+                    for i, err in zip(index, part.column("error").to_pylist(), strict=True):
+                        if err is not None:
+                            errors[int(i)] = err
+                    done += len(index)
+                    if not sys.stderr.isatty():
+                        log.info("embedded %d/%d images on ray", done, len(paths))
         log.info("embedded %d images on ray, %d failed", len(paths) - len(errors), len(errors))
         return EmbedOutcome(codes, errors)
 
     def render(self, jobs: list[RenderJob], cache: RenderCache) -> Iterator[RenderOutcome]:
         """Render every job on the pool, yielding outcomes as their files are written."""
-        n_renders = sum(len(j.keys) for j in jobs)
-        per_call = self.cfg.executor.jobs_per_task
-        chunks = [jobs[s:s + per_call] for s in range(0, len(jobs), per_call)]
-        bar = tqdm(total=n_renders, desc="render (ray)", unit="img", disable=None, file=sys.stderr)
+        per_batch = self.cfg.executor.jobs_per_task
+        blocks = [_job_rows(jobs[s:s + per_batch], s) for s in range(0, len(jobs), per_batch)]
+        if not blocks:
+            return
         done_items = 0
+        kwargs = {"cfg": self.cfg, "cache": cache, "renderer_factory": self.renderer_factory}
+        parts = self._map(blocks, _RenderActor, per_batch, kwargs)
         try:
-            if chunks:
-                self.started_ray = connect(self.cfg) or self.started_ray
-                cache_ref = ray.put(cache)  # shipped once, not once per call
-                for _, outcomes in self._stream("render", [(c, cache_ref) for c in chunks]):
-                    for outcome in outcomes:
-                        bar.update(len(outcome.written))
+            with closing(parts):
+                for part in parts:
+                    for row in part.to_pylist():
                         done_items += 1
                         if not sys.stderr.isatty() and done_items % 50 == 0:
                             log.info("rendered %d/%d items on ray", done_items, len(jobs))
-                        yield outcome
+                        yield RenderOutcome(
+                            jobs[row["index"]].item_id,
+                            written=list(row["written"]),
+                            error=row["error"],
+                            delta_e=dict(zip(row["delta_e_keys"], row["delta_e"], strict=True)),
+                        )
         finally:
-            bar.close()
-            self.close()
             removed = remove_partials(cache, [k for j in jobs for k in j.keys])
             if removed:
                 log.warning("removed %d partial files left by killed ray workers", removed)
+        log.info("rendered %d/%d items on ray", done_items, len(jobs))
 
 
 def remove_partials(cache: RenderCache, keys: Sequence[str]) -> int:
