@@ -327,7 +327,9 @@ class ContentRecommender(_Baseline):
                 f"{X.shape[1]} items"
             )
         self._remember(X)
-        z = (codes - codes.mean(axis=0)) / np.maximum(codes.std(axis=0), 1e-8)
+        self.code_mean_ = codes.mean(axis=0)
+        self.code_std_ = np.maximum(codes.std(axis=0), 1e-8)
+        z = (codes - self.code_mean_) / self.code_std_
         norms = np.linalg.norm(z, axis=1, keepdims=True)
         self.unit_codes_ = (z / np.where(norms > 0, norms, 1.0)).astype(np.float32)
         weights = X.sum(axis=1).A.ravel()
@@ -339,18 +341,43 @@ class ContentRecommender(_Baseline):
     def _known_scores(self, users: np.ndarray) -> np.ndarray:
         return self.user_profiles_[users] @ self.unit_codes_.T
 
+    def style_scores(self, users: np.ndarray, style_codes: np.ndarray) -> np.ndarray:
+        """Content-only style affinity: cosine of each user's profile with each style's code.
+
+        Style codes are standardised with the *item* codes' statistics (the space the
+        profiles live in).  Users unknown to the fit get the mean profile.
+        """
+        self._check_fitted()
+        codes = np.asarray(style_codes, dtype=np.float64)
+        if codes.ndim != 2 or codes.shape[1] != self.code_mean_.shape[0]:
+            raise ValueError(
+                f"style_codes must have shape (n, {self.code_mean_.shape[0]}), got {codes.shape}"
+            )
+        z = (codes - self.code_mean_) / self.code_std_
+        z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        u, known = _user_rows(users, self.n_users_)
+        profiles = np.empty((len(u), z.shape[1]), dtype=np.float32)
+        profiles[known] = self.user_profiles_[u[known]]
+        if (~known).any():
+            profiles[~known] = self.user_profiles_.mean(axis=0)
+        return profiles @ z.T.astype(np.float32)
+
 
 class _StyleModelAdapter:
     """The style-preference model behind the harness's ``fit(X)`` / ``user_scores`` interface."""
 
-    def __init__(self, fit_kwargs: dict[str, Any], seed: int) -> None:
+    def __init__(
+        self, fit_kwargs: dict[str, Any], seed: int, params: Mapping[str, Any] | None = None
+    ) -> None:
         self.fit_kwargs = fit_kwargs
         self.seed = seed
+        self.params = dict(params or {})
 
     def fit(self, matrix: sp.csr_matrix) -> _StyleModelAdapter:
         from recsys.model import StylePreferenceModel
 
-        self.model_ = StylePreferenceModel(seed=self.seed, show_progress=False)
+        params = {"seed": self.seed, "show_progress": False, **self.params}
+        self.model_ = StylePreferenceModel(**params)
         self.model_.fit(matrix, **self.fit_kwargs)
         return self
 
@@ -451,6 +478,31 @@ def align_item_codes(
     return out
 
 
+def style_event_array(
+    events: pd.DataFrame,
+    style_map: IdMap,
+    user_map: IdMap,
+    item_map: IdMap,
+    event_weights: Mapping[str, float] | None = None,
+) -> np.ndarray:
+    """``(user_idx, item_idx, style_idx, weight)`` rows for the style model.
+
+    Every event of a log that records which image was shown becomes a row: a
+    missing ``style_id`` is the original photo (``style_idx = -1``), the anchor
+    the model measures style affinities against; views are the exposures
+    (weight <= 0), clicks and later steps the positives.  Events of styles, users
+    or items outside the maps are dropped.
+    """
+    has_style = events["style_id"].notna().to_numpy()
+    s = np.full(len(events), -1, dtype=np.int64)
+    s[has_style] = style_map.indices(events.loc[has_style, "style_id"].astype(str).to_numpy())
+    u = user_map.indices(events["user_id"].astype(str).to_numpy())
+    i = item_map.indices(events["item_id"].astype(str).to_numpy())
+    w = event_weight_series(events, event_weights)
+    keep = (u >= 0) & (i >= 0) & ((s >= 0) | ~has_style)
+    return np.stack([u[keep], i[keep], s[keep], w[keep]], axis=1).astype(np.float64)
+
+
 def _style_inputs(
     train: pd.DataFrame,
     style_codes: Mapping[str, np.ndarray] | np.ndarray | None,
@@ -470,17 +522,10 @@ def _style_inputs(
     style_map = IdMap(str(s) for s in style_codes)
     arr = np.stack([np.asarray(style_codes[s], dtype=np.float32).ravel() for s in style_codes])
     out: dict[str, Any] = {"style_codes": arr}
-    if "style_id" in train.columns:
-        shown = train[train["style_id"].notna()]
-        if len(shown):
-            s = style_map.indices(shown["style_id"].astype(str).to_numpy())
-            u = user_map.indices(shown["user_id"].astype(str).to_numpy())
-            i = item_map.indices(shown["item_id"].astype(str).to_numpy())
-            w = event_weight_series(shown, event_weights)
-            keep = (s >= 0) & (u >= 0) & (i >= 0)
-            out["style_events"] = np.stack([u[keep], i[keep], s[keep], w[keep]], axis=1).astype(
-                np.float64
-            )
+    if "style_id" in train.columns and train["style_id"].notna().any():
+        out["style_events"] = style_event_array(
+            train, style_map, user_map, item_map, event_weights
+        )
     return out
 
 
@@ -495,6 +540,7 @@ def run_holdout(
     seed: int = 0,
     n_bootstrap: int = 200,
     event_weights: Mapping[str, float] | None = None,
+    model_params: Mapping[str, Any] | None = None,
 ) -> HoldoutResult:
     """Split ``events`` by ``holdout``, fit every model on train, score them on the held-out positives.
 
@@ -508,6 +554,8 @@ def run_holdout(
     reason recorded, when the catalogue exceeds its limit).  Items a user
     interacted with in train are excluded from that user's ranking.  Every
     model is scored on the same users; see the module doc for cold start.
+    ``model_params``: constructor arguments of the style-preference model
+    (e.g. the nightly config's ``factors``); the baselines keep their defaults.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -564,7 +612,7 @@ def run_holdout(
     )
     for name in names:
         if name == "stylerec":
-            model: Any = _StyleModelAdapter(fit_inputs, seed)
+            model: Any = _StyleModelAdapter(fit_inputs, seed, model_params)
             fit_on: Any = inter.matrix  # the model weighs impressions itself
         else:
             model = make_baseline(name, item_codes=codes, seed=seed)
@@ -626,4 +674,5 @@ __all__ = [
     "default_threads",
     "make_baseline",
     "run_holdout",
+    "style_event_array",
 ]

@@ -37,7 +37,8 @@ def add_log_arguments(p: argparse.ArgumentParser) -> None:
         "--item-codes",
         metavar="NPZ",
         help="style codes per item: an .npz with arrays item_ids and item_codes "
-        "(the embed stage's codes.npz, or a demo world's truth.npz)",
+        "(the embed stage's codes.npz, or a demo world's truth.npz); when it also holds "
+        "style_ids and style_codes, events shown in a style train the style projection",
     )
 
 
@@ -56,6 +57,20 @@ def load_item_codes(path: str | None) -> dict[str, np.ndarray] | None:
     if codes.ndim != 2 or len(ids) != len(codes):
         raise ValueError(f"{p}: item_codes must be (len(item_ids), d), got {codes.shape}")
     return {str(i): codes[n] for n, i in enumerate(ids)}
+
+
+def load_style_codes(path: str | None) -> dict[str, np.ndarray] | None:
+    """``{style_id: code}`` from the same .npz when it also holds ``style_ids``/``style_codes``
+    (a demo world's truth.npz, the embed stage's codes.npz); None otherwise."""
+    if path is None:
+        return None
+    with np.load(Path(path), allow_pickle=False) as z:
+        if "style_ids" not in z.files or "style_codes" not in z.files:
+            return None
+        ids, codes = z["style_ids"], z["style_codes"]
+    if codes.ndim != 2 or len(ids) != len(codes):
+        raise ValueError(f"{path}: style_codes must be (len(style_ids), d), got {codes.shape}")
+    return {str(s): codes[n] for n, s in enumerate(ids)}
 
 
 def load_log(path: str, fmt: str) -> pd.DataFrame:
@@ -122,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         events,
         args.holdout,
         item_codes=load_item_codes(args.item_codes),
+        style_codes=load_style_codes(args.item_codes),
         models=args.models,
         k=args.k,
         seed=args.seed,

@@ -17,9 +17,16 @@ import argparse
 import json
 from pathlib import Path
 
-from pipelines.commands.evaluate import add_log_arguments, load_item_codes, load_log
+import numpy as np
+
+from pipelines.commands.evaluate import (
+    add_log_arguments,
+    load_item_codes,
+    load_log,
+    load_style_codes,
+)
 from pipelines.stages.artifacts import ITEM_MAP, MODEL, USER_MAP
-from recsys.baselines import align_item_codes
+from recsys.baselines import align_item_codes, style_event_array
 from recsys.interactions import IdMap, build_interactions
 from recsys.model import StylePreferenceModel
 
@@ -67,9 +74,14 @@ def run(args: argparse.Namespace) -> int:
         params["factors"] = args.factors
     if args.epochs:
         params["epochs"] = args.epochs
-    model = StylePreferenceModel(**params).fit(
-        inter, item_codes=align_item_codes(codes, inter.item_map), init_from=init
-    )
+    fit_inputs: dict[str, object] = {"item_codes": align_item_codes(codes, inter.item_map)}
+    styles = load_style_codes(args.item_codes)
+    if styles and "style_id" in events.columns and events["style_id"].notna().any():
+        fit_inputs["style_codes"] = np.stack([styles[s] for s in styles])
+        fit_inputs["style_events"] = style_event_array(
+            events, IdMap(styles), inter.user_map, inter.item_map
+        )
+    model = StylePreferenceModel(**params).fit(inter, init_from=init, **fit_inputs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL)
@@ -81,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         "items": len(inter.item_map),
         "nnz": int(inter.matrix.nnz),
         "item_codes": codes is not None,
+        "style_events": int(len(fit_inputs.get("style_events", ()))),
         "warm_start": init is not None,
         "epochs_run": len(getattr(model, "history_", []) or []),
         "fit_seconds": round(float(getattr(model, "fit_seconds_", 0.0)), 3),

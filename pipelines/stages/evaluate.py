@@ -5,7 +5,9 @@ change in traffic, a broken event source) should show in the report before
 anyone looks at an A/B dashboard.  The comparison itself lives in
 :func:`recsys.baselines.run_holdout` (the same harness as ``stylerec
 evaluate``); this module only feeds it the night's events and image codes and
-turns its result into the JSON-safe record kept with the run.
+turns its result into the JSON-safe record kept with the run.  The model is
+fitted exactly as the production fit of the train stage is (parameters, whitened
+codes, style events), so the table judges the model that will be served.
 """
 
 from __future__ import annotations
@@ -19,34 +21,56 @@ from pipelines.runner import RunContext
 from pipelines.stages.artifacts import load_codes
 
 
-def _item_codes(ctx: RunContext) -> dict[str, np.ndarray] | None:
-    """Raw item codes by item id, or None when the embed stage produced none."""
+def _codes(ctx: RunContext) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
+    """Item and style codes by id, whitened as the production fit sees them.
+
+    (None, None) when the embed stage produced no codes; raw codes when the run
+    has no style space (whitening is a linear map, so the model's own
+    standardisation still puts them on one scale).
+    """
     try:
         codes = load_codes(ctx.run_dir)
     except FileNotFoundError:
-        return None
+        return None, None
     ids, arr = codes.get("item_ids"), codes.get("item_codes")
     if ids is None or arr is None or len(ids) == 0:
-        return None
-    return {str(i): arr[n] for n, i in enumerate(ids)}
+        return None, None
+    style_ids, style_arr = codes.get("style_ids"), codes.get("style_codes")
+    try:
+        from pipelines.stages.train import whitened_codes
+
+        _, arr, style_arr = whitened_codes(ctx.run_dir)
+    except FileNotFoundError:
+        pass
+    items = {str(i): arr[n] for n, i in enumerate(ids)}
+    styles = None
+    if style_ids is not None and style_arr is not None and len(style_ids):
+        styles = {str(s): style_arr[n] for n, s in enumerate(style_ids)}
+    return items, styles
 
 
 def evaluate_holdout(ctx: RunContext, events: pd.DataFrame) -> dict[str, Any]:
     """Fit every model on all but each user's last N positives and score them on those.
 
+    The style-preference model gets what the production fit gets: the config's
+    parameters, whitened item codes, and the style events of renders shown.
     Returns ``{"models": {name: {"ndcg@10", "recall@10", "map@10", "hitrate@10",
     "coverage", "fit_seconds", "ndcg@10_ci": [low, high]}}, "holdout_last": N,
     "test_users": n}``, which the report turns into its model table and plot.
     """
+    from pipelines.stages.train import model_params
     from recsys.baselines import run_holdout
 
     n = int(ctx.config.model.holdout_last)
+    item_codes, style_codes = _codes(ctx)
     result = run_holdout(
         events,
         f"last:{n}",
-        item_codes=_item_codes(ctx),
+        item_codes=item_codes,
+        style_codes=style_codes,
         k=10,
         seed=int(ctx.config.model.seed),
+        model_params=model_params(ctx),
     )
     models: dict[str, dict[str, Any]] = {}
     for name, figures in result.to_dict()["models"].items():

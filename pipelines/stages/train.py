@@ -29,6 +29,7 @@ from pipelines.stages.artifacts import (
     load_codes,
     reuse_previous,
 )
+from recsys.baselines import style_event_array
 from recsys.interactions import IdMap, Interactions, build_interactions
 from recsys.model import StylePreferenceModel
 from stylizer.style_space import StyleSpace
@@ -56,21 +57,15 @@ def aligned_item_codes(item_map: IdMap, item_ids: np.ndarray, codes: np.ndarray)
 def style_event_rows(
     events: pd.DataFrame, inter: Interactions, style_ids: np.ndarray
 ) -> np.ndarray | None:
-    """``(user_idx, item_idx, style_idx, weight)`` for events shown on a rendered image."""
-    if "style_id" not in events.columns:
-        return None
-    from recsys.interactions import event_weight_series
+    """``(user_idx, item_idx, style_idx, weight)`` for every event of a log that records
+    which image was shown (``style_idx`` -1: the original photo, the anchor of affinities).
 
-    shown = events[events["style_id"].notna()]
-    if shown.empty:
+    None when the log has no ``style_id`` column or never showed a render.
+    """
+    if "style_id" not in events.columns or not events["style_id"].notna().any():
         return None
     style_map = IdMap([str(s) for s in style_ids])
-    s_idx = style_map.indices(shown["style_id"].astype(str).to_numpy())
-    u_idx = inter.user_map.indices(shown["user_id"].astype(str).to_numpy())
-    i_idx = inter.item_map.indices(shown["item_id"].astype(str).to_numpy())
-    w = event_weight_series(shown)
-    keep = (s_idx >= 0) & (u_idx >= 0) & (i_idx >= 0)
-    return np.stack([u_idx[keep], i_idx[keep], s_idx[keep], w[keep]], axis=1).astype(np.float64)
+    return style_event_array(events, style_map, inter.user_map, inter.item_map)
 
 
 def model_params(ctx: RunContext) -> dict[str, Any]:
