@@ -1,7 +1,7 @@
 """Executors run the two heavy, embarrassingly parallel stages: embed and render.
 
 ``local`` runs them in this process, batched; ``ray`` spreads them over a Ray
-cluster.  Both call the same work functions in :mod:`pipelines.executors.work`,
+cluster (Ray Data ``map_batches`` on an actor pool).  Both call the same work functions in :mod:`pipelines.executors.work`,
 so their outputs are the same files.
 """
 
