@@ -103,7 +103,8 @@ class ExecutorConfig:
     gpus_per_worker: float = 1.0
     # Retries of a batch whose worker died (killed, OOM, lost node) before the night fails.
     max_retries: int = 3
-    # Render jobs (items) or embed images handed to a worker per call.
+    # Render jobs (items) handed to a worker per call (embed batches follow the stage's
+    # batch size).
     jobs_per_task: int = 4
 
 
