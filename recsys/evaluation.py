@@ -219,6 +219,48 @@ def relevant_lists(
     return out
 
 
+def truth_recall_at_k(
+    predicted: np.ndarray, truth: np.ndarray, k: int, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Per row: share of the ``k`` best columns by ``truth`` that are among the ``k`` best by
+    ``predicted`` (e.g. a user's planted top-3 styles against the model's top 3).
+
+    ``mask`` (boolean, one per column) removes columns from both rankings, such as
+    styles a log-based check cannot see.  Ties in ``truth`` are broken by column order.
+    """
+    pred = np.asarray(predicted, dtype=np.float64)
+    true = np.asarray(truth, dtype=np.float64)
+    if pred.shape != true.shape or pred.ndim != 2:
+        raise ValueError(f"predicted {pred.shape} and truth {true.shape} must be equal 2-D shapes")
+    if mask is not None:
+        keep = ~np.asarray(mask, dtype=bool)
+        pred, true = pred[:, keep], true[:, keep]
+    k = min(k, pred.shape[1])
+    if k < 1:
+        raise ValueError("k must be >= 1 and there must be columns left to rank")
+    n = len(pred)
+    top_p = top_k(pred, k)
+    top_t = top_k(true, k)
+    hit = (top_p[:, :, None] == top_t[:, None, :]).any(axis=2).sum(axis=1)
+    return hit.astype(np.float64) / k if n else np.empty(0)
+
+
+def column_spearman(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Spearman correlation per column between two ``(n_rows, n_cols)`` arrays (e.g. every
+    user's affinity for one style, model against planted); NaN for constant columns."""
+    from scipy.stats import spearmanr
+
+    pred = np.asarray(predicted, dtype=np.float64)
+    true = np.asarray(truth, dtype=np.float64)
+    if pred.shape != true.shape or pred.ndim != 2:
+        raise ValueError(f"predicted {pred.shape} and truth {true.shape} must be equal 2-D shapes")
+    out = np.full(pred.shape[1], np.nan)
+    for j in range(pred.shape[1]):
+        if np.ptp(pred[:, j]) > 0 and np.ptp(true[:, j]) > 0:
+            out[j] = float(spearmanr(pred[:, j], true[:, j]).statistic)
+    return out
+
+
 def evaluate_scores(
     score_fn: ScoreFn,
     train: sp.csr_matrix,

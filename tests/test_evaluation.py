@@ -10,11 +10,13 @@ import scipy.sparse as sp
 
 from recsys.evaluation import (
     bootstrap_ci,
+    column_spearman,
     evaluate_rankings,
     evaluate_scores,
     ranking_metrics,
     style_diversity,
     top_k,
+    truth_recall_at_k,
 )
 
 L2_3 = math.log2(3)
@@ -106,3 +108,26 @@ def test_evaluate_scores_excludes_train_and_ranks_cold_users_by_fallback() -> No
                                                         np.array([3])],
                           np.array([0, 1, -1]), k=1, fallback_scores=fallback, n_boot=10)
     np.testing.assert_allclose(res.per_user["hit_rate@1"], [1.0, 1.0, 1.0])
+
+
+def test_truth_recall_at_k_counts_shared_top_columns_and_respects_mask() -> None:
+    truth = np.array([[5.0, 4.0, 3.0, 0.0, -1.0], [0.0, 1.0, 2.0, 3.0, 4.0]])
+    pred = np.array([[9.0, 0.0, 8.0, 7.0, 1.0], [4.0, 3.0, 2.0, 1.0, 0.0]])
+    # row 0: true top-3 {0,1,2}, predicted {0,2,3}: 2 of 3; row 1: {4,3,2} vs {0,1,2}: 1 of 3
+    np.testing.assert_allclose(truth_recall_at_k(pred, truth, 3), [2 / 3, 1 / 3])
+    # Masking column 3 (unseen) removes it from both rankings: row 0 {0,2,4} vs {0,1,2},
+    # row 1 {0,1,2} vs {4,2,1}.
+    mask = np.array([False, False, False, True, False])
+    np.testing.assert_allclose(truth_recall_at_k(pred, truth, 3, mask), [2 / 3, 2 / 3])
+    with pytest.raises(ValueError, match="shapes"):
+        truth_recall_at_k(pred[:, :3], truth, 3)
+
+
+def test_column_spearman_per_column_and_constant_columns() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(50, 3))
+    pred = np.column_stack([truth[:, 0] ** 3, -truth[:, 1], np.ones(50)])
+    rho = column_spearman(pred, truth)
+    assert rho[0] == pytest.approx(1.0)
+    assert rho[1] == pytest.approx(-1.0)
+    assert np.isnan(rho[2])
