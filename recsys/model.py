@@ -39,8 +39,8 @@ input:
 
 1. *Collaborative*: ``Y``, ``Q``, ``b`` (and ``W`` through item codes) on the item
    likelihood, stopped on NDCG@10 of held-out positives.  The bias starts at log
-   popularity.  No per-user parameters here: on every log measured the free
-   offsets only fitted noise of the users' own items (see ``docs/benchmarks.md``).
+   popularity.  No per-user parameters here: trained on the users' own items the
+   free offsets fitted noise (measured, ``docs/benchmarks.md``).
 2. *Style* (only with style events): ``W`` and the offsets ``e_u`` on the style
    and item likelihoods with the stage-1 tables frozen, stopped on the
    likelihood of held-out style events.
