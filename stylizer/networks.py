@@ -143,7 +143,8 @@ class ActQuant(nn.Module):
         if not self.active:
             return x
         if torch.onnx.is_in_onnx_export():
-            # exported as QuantizeLinear/DequantizeLinear, which onnxruntime fuses into int8 kernels
+            # exported as QuantizeLinear/DequantizeLinear; where the reference session fuses
+            # a group into an int8 kernel, stylizer.runtime puts that kernel in the export
             return torch.fake_quantize_per_tensor_affine(x, self.scale, self.zero_point, -128, 127)
         # divide (not multiply by 1/scale, as torch.fake_quantize does): onnxruntime's
         # QuantizeLinear divides, and values exactly between two grid steps are common here
@@ -163,7 +164,8 @@ def _spatial_mean(x: torch.Tensor) -> torch.Tensor:
     reference far more often; it costs little (one pass over the tensor).
     """
     if torch.onnx.is_in_onnx_export():
-        # GlobalAveragePool, like the reference graph: same kernel, same summation order
+        # GlobalAveragePool, like the reference graph (stylizer.runtime swaps it for the
+        # reference's QLinearGlobalAveragePool when the int8 emulation is on)
         return F.adaptive_avg_pool2d(x, 1)
     if x.dtype == torch.float32:
         return x.double().mean(dim=(2, 3), keepdim=True).float()
