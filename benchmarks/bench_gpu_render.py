@@ -40,19 +40,16 @@ import argparse
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_data import shared_data_root
 
 
 def _photos(n: int, size: int, synthetic: bool) -> tuple[list[np.ndarray], str]:
     """``n`` square ``size`` crops of the H&M photos (or synthetic shots), and their source."""
     import cv2
 
-    env = os.environ.get("STYLEREC_SHARED_DATA")
-    folder = (Path(env) if env else DATA) / "hm" / "images"
+    folder = shared_data_root() / "hm" / "images"
     if not synthetic and folder.is_dir():
         from stylizer.image_io import load_image
 
@@ -79,7 +76,7 @@ def _photos(n: int, size: int, synthetic: bool) -> tuple[list[np.ndarray], str]:
 
 def _codes(n: int) -> np.ndarray:
     """``n`` segment conditions: blends of two artworks' codes (or random codes without data)."""
-    styles = DATA / "styles"
+    styles = shared_data_root() / "styles"
     rng = np.random.default_rng(1)
     if styles.is_dir():
         from stylizer.encoder import StyleEncoder

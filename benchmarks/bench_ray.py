@@ -41,18 +41,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from shared_data import require_photos
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: Items per Ray batch (``executor.jobs_per_task``).
 JOBS_PER_TASK = 2
-
-
-def _data_dir() -> Path:
-    env = os.environ.get("STYLEREC_SHARED_DATA")
-    path = Path(env) if env else DATA
-    if not (path / "hm" / "images").is_dir():
-        raise SystemExit(f"needs the real photos under {path}/hm/images (set STYLEREC_SHARED_DATA)")
-    return path
 
 
 def _jobs(data: Path, n_items: int, n_conditions: int) -> list:
@@ -133,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    data = _data_dir()
+    data = require_photos()
     jobs = _jobs(data, args.items, args.conditions)
     n_renders = sum(len(j.keys) for j in jobs)
     ray.init(num_cpus=args.threads, include_dashboard=False, logging_level="WARNING",

@@ -44,19 +44,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def _data_dir() -> Path:
-    env = os.environ.get("STYLEREC_SHARED_DATA")
-    path = Path(env) if env else DATA
-    if not (path / "hm" / "images").is_dir():
-        raise SystemExit(f"needs the real photos under {path}/hm/images (set STYLEREC_SHARED_DATA)")
-    return path
+from shared_data import require_photos
 
 
 def _square(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -296,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     from stylizer.image_io import load_image
 
     torch.set_num_threads(args.threads)
-    data = _data_dir()
+    data = require_photos()
     paths = sorted((data / "hm" / "images").glob("*.jpg"))
     paths = paths[:: max(1, len(paths) // args.images)][: args.images]
     photos = [load_image(p).rgb for p in paths]
