@@ -20,6 +20,7 @@ from data.synthetic import World, WorldConfig, generate_world
 from recsys.experiments import (
     ABSimulator,
     assign,
+    exact_power_proportions,
     proportion_lift,
     ratio_unit_variance,
     sample_size_proportions,
@@ -65,7 +66,8 @@ def main() -> None:
     xc, xt = rng.binomial(n, 0.05, k), rng.binomial(n, 0.0525, k)
     rej = np.array([proportion_lift(int(a), n, int(b), n).p_value < 0.05
                     for a, b in zip(xt, xc, strict=True)])
-    print(f"Bernoulli power at n={n}/arm (CTR 0.05, +5%): {_rate(rej)}")
+    print(f"Bernoulli power at n={n}/arm (CTR 0.05, +5%): {_rate(rej)}; "
+          f"exact binomial sum {exact_power_proportions(n, 0.05, 0.05):.5f}")
 
     msim = ABSimulator(world, treatment_multiplier=1.05)
     pilot = msim.simulate_users(50_000, np.random.default_rng(104), 10, aa=True)

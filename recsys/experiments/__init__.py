@@ -33,6 +33,7 @@ from recsys.experiments.assignment import (
 )
 from recsys.experiments.power import (
     PowerPlan,
+    exact_power_proportions,
     plan_ctr_test,
     power_proportions,
     ratio_unit_variance,
@@ -45,8 +46,8 @@ __all__ = [
     "ABReport", "ABSimulator", "EXPOSURE_COLUMNS", "EXPOSURE_SCHEMA", "Experiment",
     "ExposureLogger", "HOLDOUT", "LiftEstimate", "PowerPlan", "SRMResult", "SRM_THRESHOLD",
     "SimulatedUsers", "analyze", "assign", "bootstrap_lift_ci", "cumulative_lift", "cuped_adjust",
-    "exposures_frame", "hash_unit", "mean_lift", "metric_table", "plan_ctr_test",
-    "power_proportions", "pre_period_metrics", "proportion_lift", "ratio_lift",
+    "exact_power_proportions", "exposures_frame", "hash_unit", "mean_lift", "metric_table",
+    "plan_ctr_test", "power_proportions", "pre_period_metrics", "proportion_lift", "ratio_lift",
     "ratio_unit_variance", "sample_size_proportions", "sample_size_ratio_metric", "segment_table",
     "srm_check", "user_table",
 ]
