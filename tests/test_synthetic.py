@@ -198,6 +198,31 @@ def test_users_click_their_top_style_at_least_twice_as_often(
     assert ctr_top >= 2.0 * ctr_other, (ctr_top, ctr_other)
 
 
+def test_every_shopper_has_a_clear_top_three(default_logs_world: World) -> None:
+    """The planted third-best shown style beats the fourth by ``taste_margin`` (the
+    iterative separation converges from below: within 1 %)."""
+    w = default_logs_world
+    hold = np.isin(w.truth["style_ids"], w.truth["holdout_style_ids"])
+    aff = np.sort(w.truth["affinity"][:, ~hold], axis=1)[:, ::-1]
+    assert np.all(aff[:, 2] - aff[:, 3] >= 0.99 * w.config.taste_margin)
+
+
+def test_exploration_cycles_through_the_shown_styles(default_logs_world: World) -> None:
+    """A treatment shopper's first exploration views are distinct styles; regular shoppers
+    make most of the log, so many shoppers have enough events to read their taste from."""
+    ev = default_logs_world.events
+    views = ev[(ev["event_type"] == "view") & ev["style_id"].notna()]
+    seg = views.groupby("user_id")["style_id"].agg(lambda s: s.value_counts().idxmax())
+    per_user = ev.groupby("user_id").size()
+    assert (per_user >= 20).sum() > 600
+    shown = views["style_id"].nunique()
+    # Views of styles other than the shopper's segment style come from exploration.
+    explore = views[views["style_id"].to_numpy() != seg.reindex(views["user_id"]).to_numpy()]
+    distinct = explore.groupby("user_id")["style_id"].nunique()
+    heavy = distinct[per_user.reindex(distinct.index) >= 100]
+    assert len(heavy) > 100 and (heavy == shown - 1).mean() > 0.9
+
+
 def test_logged_clicks_follow_the_click_model(default_logs_world: World) -> None:
     w = default_logs_world
     ev = w.events.assign(style=w.events["style_id"].fillna("-"))
@@ -368,10 +393,14 @@ def test_world_without_images(tmp_path: Path) -> None:
         {"image_size": 8},
         {"target_events": 10},
         {"end_date": "not a date"},
+        {"regular_share": -0.1},
+        {"regular_boost": 0.5},
+        {"activity_sigma": -1.0},
+        {"taste_margin": float("nan")},
     ],
 )
 def test_config_rejects_bad_values(bad: dict) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"WorldConfig.{next(iter(bad))}"):
         WorldConfig(**bad)
 
 

@@ -2,9 +2,9 @@
 
 The logs are what an online shop would have recorded while an *earlier*
 personalisation was running: most shoppers (the ``treatment`` arm) saw products
-either as the original photo, rendered in their segment's style, or rendered in a
-random style (exploration); a ``control`` arm always saw the originals.  That mix
-is what makes the planted preferences learnable (renders in many styles, for many
+either as the original photo, rendered in their segment's style, or rendered in the
+next style of their own exploration cycle; a ``control`` arm always saw the originals.
+That mix is what makes the planted preferences learnable (renders in many styles, for many
 users) and an A/B lift measurable, with the truth known exactly.
 
 Everything is vectorised with numpy: the default world's ~100k events take well
@@ -57,6 +57,9 @@ class LogSettings:
     original_share: float
     exploration_share: float
     segment_noise: float
+    activity_sigma: float
+    regular_share: float
+    regular_boost: float
 
 
 def _end_timestamp(end_date: str) -> pd.Timestamp:
@@ -88,8 +91,11 @@ def simulate_events(
         [k for k, sid in enumerate(truth["style_ids"]) if sid not in holdout], dtype=np.int64
     )
 
-    # Heavy-tailed activity: a few heavy shoppers, many light ones.
-    activity = rng.lognormal(mean=0.0, sigma=1.0, size=n_users)
+    # Activity: lognormal spread, and a share of regular shoppers ``regular_boost`` times
+    # as active as occasional ones (who often leave only a handful of events).
+    activity = rng.lognormal(mean=0.0, sigma=settings.activity_sigma, size=n_users)
+    regular = rng.random(n_users) < settings.regular_share
+    activity = np.where(regular, activity * settings.regular_boost, activity)
     activity /= activity.sum()
     exposure = np.exp(truth["item_popularity"])
     exposure /= exposure.sum()
@@ -117,11 +123,24 @@ def simulate_events(
     )
     items = rng.choice(n_items, size=n_cand, p=exposure)
     draw = rng.random(n_cand)
-    random_style = shown_styles[rng.integers(0, shown_styles.size, size=n_cand)]
     orig_cut = settings.original_share
     explore_cut = orig_cut + settings.exploration_share
+    # The exploration arm cycles each shopper through every shown style, in an order of
+    # their own, so even a shopper with a dozen exploration views has seen most styles
+    # once (independent random picks repeat some and miss others).
+    cycle_order = np.argsort(rng.random((n_users, shown_styles.size)), axis=1)
+    explore = np.flatnonzero((draw >= orig_cut) & (draw < explore_cut))
+    explore_users = users[explore]
+    by_user = np.argsort(explore_users, kind="stable")
+    sorted_users = explore_users[by_user]
+    nth = np.empty(explore.size, dtype=np.int64)  # this view is the user's nth exploration
+    nth[by_user] = np.arange(explore.size) - np.searchsorted(sorted_users, sorted_users)
+    explore_style = np.zeros(n_cand, dtype=np.int64)
+    explore_style[explore] = shown_styles[
+        cycle_order[explore_users, nth % shown_styles.size]
+    ]
     styles = np.where(
-        draw < orig_cut, -1, np.where(draw < explore_cut, random_style, segment_style[users])
+        draw < orig_cut, -1, np.where(draw < explore_cut, explore_style, segment_style[users])
     )
     styles = np.where(is_control[users], -1, styles)
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from data.synthetic.logs import LogSettings, events_to_arrow, simulate_events
 from data.synthetic.shoppers import ClickModel, plant_truth
+from data.synthetic.world import WorldConfig
 
 __all__ = ["simulate_shop"]
 
@@ -64,7 +65,7 @@ def simulate_shop(
     rng = np.random.default_rng([seed, 0])
     truth = plant_truth(
         rng, n_users, len(item_ids), len(style_ids), n_latent,
-        code_dim=100, holdout_styles=holdout_styles,
+        code_dim=100, holdout_styles=holdout_styles, taste_margin=WorldConfig.taste_margin,
     )
     # The planted arrays are indexed like the given frames; only the ids change.
     held = np.isin(truth["style_ids"], truth["holdout_style_ids"])
@@ -73,10 +74,14 @@ def simulate_shop(
     truth["holdout_style_ids"] = style_ids[held]
     prices = np.round(np.random.default_rng([seed, 1]).lognormal(3.0, 0.5, len(item_ids)), 2)
 
+    # The same logging policy and shopper activity as the demo world's defaults.
+    policy = WorldConfig()
     settings = LogSettings(
         n_users=n_users, days=days, target_events=n_users * events_per_user,
-        end_date=end_date, control_share=0.2, original_share=0.3,
-        exploration_share=0.25, segment_noise=0.5,
+        end_date=end_date, control_share=policy.control_share,
+        original_share=policy.original_share, exploration_share=policy.exploration_share,
+        segment_noise=policy.segment_noise, activity_sigma=policy.activity_sigma,
+        regular_share=policy.regular_share, regular_boost=policy.regular_boost,
     )
     click_model = ClickModel()
     columns = simulate_events(np.random.default_rng([seed, 4]), truth, prices, click_model, settings)
