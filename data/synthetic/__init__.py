@@ -3,7 +3,7 @@
 ``generate_world(out_dir, WorldConfig(...))`` writes procedural product photos (and
 their exact masks), procedural style images, simulated shoppers' event logs and the
 planted preferences; ``World.load(out_dir)`` reads them back.  The file layout is a
-contract shared with the data, recsys and A/B code (see ``notes/world.md``).
+contract shared with the data, recsys and A/B code (see ``docs/demo_world.md``).
 """
 
 from data.synthetic.shoppers import ClickModel

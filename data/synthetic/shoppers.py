@@ -155,7 +155,7 @@ def plant_truth(
     holdout_styles: int,
     taste_margin: float = 1.0,
 ) -> dict[str, np.ndarray]:
-    """Draw the planted truth arrays described in ``notes/world.md``.
+    """Draw the planted truth arrays described in ``docs/demo_world.md``.
 
     Each user's taste is a weighted sum of the latents of three distinct favourite
     styles (strongest first) plus a little personal noise; ``taste_margin`` then

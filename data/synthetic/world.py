@@ -3,7 +3,7 @@
 ``generate_world`` writes a small, fully known shop (catalogue photos, style
 library, event logs, planted truth) so that every later stage can be run end to
 end and *scored* without any private data.  The file layout is the contract in
-``notes/world.md``; ``World.load`` reads exactly that layout back.
+``docs/demo_world.md``; ``World.load`` reads exactly that layout back.
 """
 
 from __future__ import annotations
