@@ -54,11 +54,15 @@ def test_simulate_then_analyze(world_dir: Path, tmp_path: Path, capsys: pytest.C
 
 
 def test_analyze_world_log_with_split(world_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # The world was logged under a 20/80 split: right split, no SRM; default 50/50, SRM.
+    # The world was logged under its control_share split: right split, no SRM; default 50/50, SRM.
+    from data.synthetic import World
+
+    control = World.load(world_dir).config.control_share
+    assert 0.0 < control < 0.4
     logs = str(world_dir / "events.parquet")
     exp = pd.read_parquet(logs)["experiment"].dropna().iloc[0]
     main(["ab", "analyze", "--logs", logs, "--experiment", exp, "--json", "--bootstrap", "0",
-          "--split", "control=0.2,treatment=0.8"])
+          "--split", f"control={control},treatment={1 - control}"])
     assert json.loads(capsys.readouterr().out)["srm"]["flagged"] is False
     main(["ab", "analyze", "--logs", logs, "--experiment", exp, "--json", "--bootstrap", "0"])
     assert json.loads(capsys.readouterr().out)["srm"]["flagged"] is True
