@@ -574,9 +574,9 @@ def reference_predict(
 
     ``fused=True`` runs it as the tool does (default session: onnxruntime fuses
     Q/DQ groups into int8 kernels).  Those kernels' precision depends on the CPU:
-    on an AVX2 machine without VNNI (AMD EPYC here, 2026-11-30) the tool's codes
-    are only cosine 0.957-0.984 from the graph's own arithmetic, where a machine
-    with VNNI kept them >= 0.997.  ``fused=False`` evaluates the graph as written
+    on an AMD EPYC with AVX2 and no VNNI (2026-11-30) the tool's codes are only
+    cosine 0.957-0.984 from the graph's own arithmetic, where an earlier machine
+    (CPU not recorded) gave >= 0.997 against our port.  ``fused=False`` evaluates the graph as written
     (basic rewrites only), the same on every CPU: what our float predictor ports.
     """
     sess = _onnx_session(str(onnx_model_dir() / PREDICTOR_FILE), threads, fused)

