@@ -37,6 +37,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from data.csv_bytes import MAX_LINE_BYTES, BadLine, CleanLines
 from data.schemas import (
     EVENT_COLUMNS,
     EVENT_REQUIRED,
@@ -48,6 +49,7 @@ from data.schemas import (
 )
 from data.validation import (
     DEFAULT_FUTURE_TOLERANCE,
+    DuplicateFilter,
     EventValidator,
     LoadReport,
     Reason,
@@ -115,6 +117,16 @@ class _RawBatch:
     frame: pd.DataFrame
     first_row: int
     malformed: list[str] = field(default_factory=list)
+    bad_lines: list[BadLine] = field(default_factory=list)
+
+    def extra_quarantine(self, source: str) -> pd.DataFrame | None:
+        """Quarantine rows of the lines that never became rows (malformed or bad bytes)."""
+        parts = []
+        if self.malformed:
+            parts.append(_malformed(self.malformed, source))
+        if self.bad_lines:
+            parts.append(_bad_lines(self.bad_lines, source))
+        return pd.concat(parts, ignore_index=True) if parts else None
 
 
 # ---------------------------------------------------------------------------
@@ -160,20 +172,24 @@ def _check_columns(name: str, found: Iterable[str], required: Iterable[str]) -> 
 
 
 def _csv_header(path: Path) -> list[str]:
-    """The header of a CSV file, refusing binary files with a clear message."""
+    """The header of a CSV file, refusing files whose header is not UTF-8 text.
+
+    Only the header line decides: a NUL or a non-UTF-8 byte in a later line is
+    a row problem (see :mod:`data.csv_bytes`), but without a readable header no
+    row can be read at all.
+    """
     with path.open("rb") as fh:
-        head = fh.read(64 * 1024)
+        head = fh.readline(MAX_LINE_BYTES + 1)
+    if len(head) > MAX_LINE_BYTES:
+        raise ValueError(f"{path}: not a CSV file (first line longer than {MAX_LINE_BYTES} bytes)")
     if b"\x00" in head:
-        raise ValueError(f"{path}: not a text CSV file (binary content)")
+        raise ValueError(f"{path}: not a text CSV file (binary content in the header)")
     try:
         text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the 64 KiB edge is fine; anything earlier is not text.
-        if exc.start < len(head) - 4:
-            raise ValueError(
-                f"{path}: not a UTF-8 CSV file ({exc.reason} at byte {exc.start})"
-            ) from exc
-        text = head[: exc.start].decode("utf-8-sig")
+        raise ValueError(
+            f"{path}: not a UTF-8 CSV file ({exc.reason} at byte {exc.start} of the header)"
+        ) from exc
     first = text.splitlines()[0] if text else ""
     if not first.strip():
         raise ValueError(f"{path}: empty CSV file (no header)")
@@ -196,10 +212,11 @@ def _iter_csv(path: Path, batch_rows: int, required: Iterable[str]) -> Iterator[
         malformed.append(row.text)
         return "skip"
 
-    block = int(min(max(batch_rows * 96, 1 << 20), 256 << 20))
+    block = int(min(max(batch_rows * 96, 2 * MAX_LINE_BYTES), 256 << 20))
+    clean = CleanLines(path)
     try:
         reader = pa_csv.open_csv(
-            path,
+            clean,
             read_options=pa_csv.ReadOptions(block_size=block, use_threads=True),
             parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pa_csv.ConvertOptions(
@@ -214,13 +231,16 @@ def _iter_csv(path: Path, batch_rows: int, required: Iterable[str]) -> Iterator[
         row = 1
         for batch in reader:
             frame = _to_pandas(batch)
-            yield _RawBatch(frame, row, malformed.copy())
+            yield _RawBatch(frame, row, malformed.copy(), clean.take_bad())
             malformed.clear()
             row += len(frame)
-        if malformed:
-            yield _RawBatch(_to_pandas(reader.schema.empty_table()), row, malformed.copy())
+        if malformed or clean.bad:
+            yield _RawBatch(_to_pandas(reader.schema.empty_table()), row, malformed.copy(),
+                            clean.take_bad())
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ValueError(f"{path}: unreadable CSV ({exc})") from exc
+    finally:
+        clean.close()
 
 
 def _iter_parquet(
@@ -400,6 +420,7 @@ def iter_event_batches(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     id_dtype: str = "string",
     report: LoadReport | None = None,
+    duplicates: DuplicateFilter | None = None,
 ) -> Iterator[EventBatch]:
     """Yield validated event batches, holding at most one raw batch in memory.
 
@@ -418,6 +439,7 @@ def iter_event_batches(
         now=now,
         future_tolerance=future_tolerance,
         id_dtype=id_dtype,
+        duplicates=duplicates,
     )
     wanted = None if mapper is not None else EVENT_COLUMNS
     raw_batches = iter_raw(
@@ -443,10 +465,9 @@ def iter_event_batches(
             events, quarantine = validator.validate(
                 frame, original=raw.frame, source=name, first_row=raw.first_row
             )
-            if raw.malformed:
-                quarantine = pd.concat(
-                    [quarantine, _malformed(raw.malformed, name)], ignore_index=True
-                )
+            extra = raw.extra_quarantine(name)
+            if extra is not None:
+                quarantine = pd.concat([quarantine, extra], ignore_index=True)
             report.add(len(events), quarantine["reason"].tolist())
             report.elapsed_s += timer.elapsed
             timer = Timer()
@@ -457,6 +478,15 @@ def iter_event_batches(
 def _malformed(lines: list[str], source: str) -> pd.DataFrame:
     q = pd.DataFrame({"line": pd.array(lines, dtype="string")})
     q["reason"] = pd.array([Reason.MALFORMED_ROW.value] * len(lines), dtype="string")
+    q["source"] = pd.array([source] * len(lines), dtype="string")
+    q["row"] = pd.array([pd.NA] * len(lines), dtype="Int64")
+    return q
+
+
+def _bad_lines(lines: list[BadLine], source: str) -> pd.DataFrame:
+    q = pd.DataFrame({"line": pd.array([b.text for b in lines], dtype="string")})
+    q["reason"] = pd.array([b.reason for b in lines], dtype="string")
+    q["detail"] = pd.array([f"line {b.line_no}: {b.detail}" for b in lines], dtype="string")
     q["source"] = pd.array([source] * len(lines), dtype="string")
     q["row"] = pd.array([pd.NA] * len(lines), dtype="Int64")
     return q
@@ -473,6 +503,7 @@ def load_events(
     params: Mapping[str, Any] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     id_dtype: str = "string",
+    duplicates: DuplicateFilter | None = None,
 ) -> LoadResult:
     """Load, validate and type an events log; bad rows go to quarantine, never stop the load.
 
@@ -484,6 +515,8 @@ def load_events(
     events on other items are ``unknown_item``.  ``now``: the reference time for
     ``future_timestamp`` (injectable for tests).  ``id_dtype``: ``"string"``
     (default) or ``"category"`` (smaller for logs where ids repeat).
+    ``duplicates``: a :class:`~data.validation.DuplicateFilter` shared by the
+    loads of one night, so a row repeated in a second log is a ``duplicate``.
 
     Raises :class:`FileNotFoundError` for a missing file and :class:`ValueError`
     naming the file for missing columns or an unreadable format.
@@ -505,6 +538,7 @@ def load_events(
         # memory on the 10M-row benchmark); one encoding of the whole column at the end wins.
         id_dtype="string",
         report=report,
+        duplicates=duplicates,
     ):
         if len(batch.events):
             events.append(batch.events)
@@ -588,9 +622,18 @@ def _read_table(
     required: Iterable[str],
     query: str | None,
     params: Mapping[str, Any] | None,
-) -> pd.DataFrame:
-    parts = [b.frame for b in iter_raw(source, fmt, required=required, query=query, params=params)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(required))
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The whole table plus quarantine rows for lines that never became rows."""
+    name = _describe(source, query)
+    parts: list[pd.DataFrame] = []
+    extra: list[pd.DataFrame] = []
+    for b in iter_raw(source, fmt, required=required, query=query, params=params):
+        parts.append(b.frame)
+        q = b.extra_quarantine(name)
+        if q is not None:
+            extra.append(q)
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(required))
+    return frame, (pd.concat(extra, ignore_index=True) if extra else None)
 
 
 def load_items(
@@ -609,8 +652,10 @@ def load_items(
     """
     name = _describe(source, query)
     timer = Timer()
-    raw = _read_table(source, fmt, ITEM_REQUIRED, query, params)
+    raw, extra = _read_table(source, fmt, ITEM_REQUIRED, query, params)
     items, quarantine = validate_catalog_table(raw, "items", name)
+    if extra is not None:
+        quarantine = pd.concat([quarantine, extra], ignore_index=True)
     report = LoadReport(source=name)
     report.add(len(items), quarantine["reason"].tolist())
     report.elapsed_s = timer.elapsed
@@ -627,8 +672,10 @@ def load_styles(
     """Load a style library (``style_id``, ``name``, ``image_uri``, ``tags``); bad rows quarantined."""
     name = _describe(source, query)
     timer = Timer()
-    raw = _read_table(source, fmt, STYLE_REQUIRED, query, params)
+    raw, extra = _read_table(source, fmt, STYLE_REQUIRED, query, params)
     styles, quarantine = validate_catalog_table(raw, "styles", name)
+    if extra is not None:
+        quarantine = pd.concat([quarantine, extra], ignore_index=True)
     report = LoadReport(source=name)
     report.add(len(styles), quarantine["reason"].tolist())
     report.elapsed_s = timer.elapsed
@@ -664,14 +711,45 @@ def load_catalog_ids(catalog: Catalog) -> pd.Index:
 
 
 def write_quarantine(quarantine: pd.DataFrame, path: str | Path) -> Path:
-    """Write quarantine rows to ``.csv`` or ``.parquet`` (by suffix), creating parent folders."""
+    """Write quarantine rows to ``.csv`` or ``.parquet`` (by suffix), creating parent folders.
+
+    CSV cells are escaped against spreadsheet formula injection (:func:`escape_formulas`);
+    Parquet keeps the text exactly as read.
+    """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
     if suffix in (".parquet", ".pq"):
         quarantine.to_parquet(out, index=False)
     elif suffix == ".csv":
-        quarantine.to_csv(out, index=False)
+        # Every text cell quoted: a CR or LF inside a quarantined cell stays inside it.
+        escape_formulas(quarantine).to_csv(out, index=False, quoting=csv.QUOTE_NONNUMERIC)
     else:
         raise ValueError(f"{out}: quarantine file must end in .csv or .parquet")
     return out
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP "CSV Injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula, made inert by a leading ``'``."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell and column name passed through :func:`escape_formula`.
+
+    Quarantine rows are attacker-controlled text by definition, and a CSV of
+    them is typically opened in a spreadsheet: ``=cmd|' /C calc'!A0`` must be
+    shown, never run.  Numeric columns (``row``) are left as numbers.
+    """
+    out = frame.copy()
+    for name in out.columns:
+        col = out[name]
+        if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+            out[name] = col.astype(object).map(escape_formula)
+    return out.rename(columns=lambda c: escape_formula(str(c)))

@@ -21,6 +21,10 @@ Normalisation rules (documented here because loaders, the store and tests rely o
   looks like a non-integral decimal or a boolean (``"3.5"``, ``"True"``) is
   ``bad_id_type`` too: it is what a float/bool column turns into when dumped to
   text.  (Consequence: an id that really is ``"3.5"`` is not accepted.)
+* **id policy** (:mod:`data.ids`, matched by the store): ids are NFC-normalised;
+  longer than ``MAX_ID_LENGTH`` (255) characters -> ``id_too_long``; a control
+  character (NUL, tab, CR, DEL, C1) -> ``id_control_char``.  Applies to user,
+  item, style and segment ids and to the catalogue's ``category``.
 * **timestamps**: ISO-8601 strings (with or without offset), datetimes, or epoch
   *seconds* (int, float, or digit strings), normalised to ``datetime64[ns, UTC]``;
   naive values are taken as UTC.  Missing -> ``nan_value``; unparseable or out
@@ -56,6 +60,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from data.ids import check_ids
 from data.schemas import (
     EVENT_COLUMNS,
     EVENT_TEXT_COLUMNS,
@@ -71,8 +76,12 @@ class Reason(StrEnum):
     """Why a row was quarantined.  The definition order is the priority order."""
 
     MALFORMED_ROW = "malformed_row"  # a CSV line with the wrong number of fields
+    BAD_BYTES = "bad_bytes"  # a CSV line with a NUL byte or bytes that are not UTF-8
+    LINE_TOO_LONG = "line_too_long"  # a CSV line longer than data.loading.MAX_LINE_BYTES
     MISSING_ID = "missing_id"  # an id is null, NaN or empty
     BAD_ID_TYPE = "bad_id_type"  # an id is a bool, a non-integral float or another type
+    ID_TOO_LONG = "id_too_long"  # an id longer than data.ids.MAX_ID_LENGTH characters
+    ID_CONTROL_CHAR = "id_control_char"  # an id with a control character (NUL, tab, CR, ...)
     NAN_VALUE = "nan_value"  # a required non-id value (event_type, timestamp, ...) is missing
     UNKNOWN_EVENT_TYPE = "unknown_event_type"  # not one of data.schemas.EVENT_TYPES
     BAD_TIMESTAMP = "bad_timestamp"  # unparseable or out of range
@@ -282,6 +291,18 @@ def normalise_ids(series: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]
     ids, t_missing, t_bad = _ids_from_text(_string_series(texts, index))
     is_text = np.array([t is not None for t in texts], dtype=bool)
     return ids, missing | (t_missing & is_text), bad | (t_bad & is_text)
+
+
+def checked_ids(series: pd.Series, flags: ReasonCodes, required: bool = True) -> pd.Series:
+    """:func:`normalise_ids` plus the id policy, flagging each row's reason in ``flags``."""
+    ids, missing, bad = normalise_ids(series)
+    if required:
+        flags.flag(Reason.MISSING_ID, missing)
+    flags.flag(Reason.BAD_ID_TYPE, bad)
+    ids, too_long, control = check_ids(ids)
+    flags.flag(Reason.ID_TOO_LONG, too_long)
+    flags.flag(Reason.ID_CONTROL_CHAR, control)
+    return ids
 
 
 def normalise_timestamps(series: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
@@ -613,7 +634,8 @@ def catalog_index(catalog: Iterable[object] | pd.DataFrame | pd.Series) -> pd.In
         catalog = catalog["item_id"]
     series = catalog if isinstance(catalog, pd.Series) else pd.Series(list(catalog), dtype=object)
     ids, missing, bad = normalise_ids(series)
-    return pd.Index(ids[~missing & ~bad].unique(), dtype=ID_DTYPE)
+    ids, too_long, control = check_ids(ids)
+    return pd.Index(ids[~missing & ~bad & ~too_long & ~control].unique(), dtype=ID_DTYPE)
 
 
 class EventValidator:
@@ -623,6 +645,8 @@ class EventValidator:
     item is not in it are ``unknown_item``.  ``now``: the reference for
     "future" (default: the time the validator is created, so a long load uses
     one clock).  ``id_dtype``: ``"string"`` or ``"category"`` for id columns.
+    ``duplicates``: a :class:`DuplicateFilter` shared with other validators, so
+    that duplicates are found across all the logs of a night, not per file.
     """
 
     def __init__(
@@ -631,6 +655,7 @@ class EventValidator:
         now: datetime | pd.Timestamp | str | None = None,
         future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
         id_dtype: str = "string",
+        duplicates: DuplicateFilter | None = None,
     ) -> None:
         self.catalog = None if catalog is None else catalog_index(catalog)
         now_ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
@@ -641,7 +666,8 @@ class EventValidator:
         if id_dtype not in ("string", "category"):
             raise ValueError(f"id_dtype must be 'string' or 'category', not {id_dtype!r}")
         self.id_dtype = id_dtype
-        self.duplicates = DuplicateFilter()
+        # Shared between validators, it finds a row repeated in another file of the night.
+        self.duplicates = DuplicateFilter() if duplicates is None else duplicates
 
     def validate(
         self,
@@ -662,10 +688,7 @@ class EventValidator:
         flags = ReasonCodes(n)
         out: dict[str, pd.Series] = {}
         for name in ("user_id", "item_id"):
-            ids, missing, bad = normalise_ids(frame[name])
-            flags.flag(Reason.MISSING_ID, missing)
-            flags.flag(Reason.BAD_ID_TYPE, bad)
-            out[name] = ids
+            out[name] = checked_ids(frame[name], flags)
         event_type, missing, unknown = normalise_event_types(frame["event_type"])
         flags.flag(Reason.NAN_VALUE, missing)
         flags.flag(Reason.UNKNOWN_EVENT_TYPE, unknown)
@@ -677,9 +700,7 @@ class EventValidator:
         out["timestamp"] = ts
         for name in ("style_id", "segment_id"):
             if name in frame.columns:
-                ids, _missing_ok, bad = normalise_ids(frame[name])
-                flags.flag(Reason.BAD_ID_TYPE, bad)
-                out[name] = ids
+                out[name] = checked_ids(frame[name], flags, required=False)
         for name in EVENT_TEXT_COLUMNS:
             if name in frame.columns:
                 out[name] = normalise_text(frame[name])
@@ -765,9 +786,7 @@ def validate_catalog_table(
         raise ValueError(f"kind must be 'items' or 'styles', not {kind!r}")
     n = len(frame)
     flags = ReasonCodes(n)
-    ids, missing, bad = normalise_ids(frame[key])
-    flags.flag(Reason.MISSING_ID, missing)
-    flags.flag(Reason.BAD_ID_TYPE, bad)
+    ids = checked_ids(frame[key], flags)
     out: dict[str, pd.Series] = {key: ids}
     for name in columns[1:]:
         if name == json_col:
@@ -775,11 +794,22 @@ def validate_catalog_table(
             texts = [to_json(v) for v in cells]
             flags.flag(Reason.BAD_VALUE, np.array([t is None for t in texts], dtype=bool))
             out[name] = pd.Series(pd.array(texts, dtype=TEXT_DTYPE), index=frame.index)
+        elif name == "category" and name in frame.columns:
+            # Stored in an id column (String(255)): the id policy applies.
+            text = normalise_text(frame[name]).str.strip()
+            text, too_long, control = check_ids(text.mask(text == ""))
+            flags.flag(Reason.BAD_VALUE, too_long | control)
+            out[name] = text
         elif name in frame.columns:
             text = normalise_text(frame[name]).str.strip()
             out[name] = text.mask(text == "")
         else:
             out[name] = pd.Series(pd.NA, index=frame.index, dtype=TEXT_DTYPE)
+    for name in columns[1:]:
+        # Text columns go to the store as they are; PostgreSQL refuses NUL in text and jsonb.
+        pattern = "\x00|\\\\u0000" if name == json_col else "\x00"
+        has_nul = out[name].str.contains(pattern, regex=True)
+        flags.flag(Reason.BAD_VALUE, has_nul.to_numpy(dtype=bool, na_value=False))
     if kind == "styles":
         flags.flag(Reason.NAN_VALUE, out["image_uri"].isna().to_numpy(dtype=bool))
     ok = flags.ok

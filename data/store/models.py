@@ -35,13 +35,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from data.ids import MAX_ID_LENGTH
+
 from .types import BigIntId, JSONType, UTCDateTime
 
 #: Stage and run states.  ``abandoned`` is a run-only state: never resumed.
 STAGE_STATUSES = ("pending", "running", "done", "failed")
 RUN_STATUSES = (*STAGE_STATUSES, "abandoned")
 
-ID = String(255)  # external ids (users, items, styles, segments)
+ID = String(MAX_ID_LENGTH)  # external ids (users, items, styles, segments): data.ids policy
 HASH = String(128)  # hex digests (sha256 is 64, room for longer ones)
 
 

@@ -30,6 +30,8 @@ from sqlalchemy import Connection, Engine, delete, false, func, insert, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from data.ids import id_problem
+
 from .engine import WRITE_OPTION, make_engine, resolve_url
 from .models import (
     STAGE_STATUSES,
@@ -138,6 +140,19 @@ def _json_obj(value: Any, where: str, column: str) -> dict[str, Any]:
         return jsonable(value)
     except TypeError as exc:
         raise ValueError(f"{where}: {column}: {exc}") from exc
+
+
+#: Quarantined cells are cut to this many characters: a 30 MB id is evidence, not data.
+QUARANTINE_CELL_CHARS = 1024
+
+
+def _quarantine_cell(value: Any) -> Any:
+    """A quarantine record's cell, fit for any JSON column: NUL shown as ``\\x00``, cut short."""
+    if not isinstance(value, str):
+        return value
+    if len(value) > QUARANTINE_CELL_CHARS:
+        value = f"{value[:QUARANTINE_CELL_CHARS]}... ({len(value)} characters)"
+    return value.replace("\x00", "\\x00")
 
 
 def _chunks(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -288,6 +303,11 @@ class Store:
         def convert(i: int, rec: Mapping[str, Any]) -> dict[str, Any]:
             where = f"{what} row {i}"
             ident = _req_str(rec.get(key), where, key)
+            problem = id_problem(ident)
+            if problem is not None:
+                # The id policy of data.ids: refused here too, with the row named, rather
+                # than a driver error on PostgreSQL and silent acceptance on SQLite.
+                raise ValueError(f"{where}: {key} breaks the id policy ({problem})")
             where = f"{what} row {i} ({key}={ident!r})"
             out: dict[str, Any] = {key: ident, "updated_at": now, "attributes": {}}
             for c in present:
@@ -1026,9 +1046,14 @@ class Store:
             )
         others = rows.drop(columns="reason").reset_index(drop=True)
         # pandas' own JSON writer handles NaN, timestamps and numpy types in one pass.
-        records = json.loads(
-            others.to_json(orient="records", date_format="iso", default_handler=str)
-        )
+        # PostgreSQL's jsonb refuses the \u0000 escape, and a quarantined row is often
+        # quarantined *because* it holds a NUL: keep it visible as the text "\x00".
+        records = [
+            {k: _quarantine_cell(v) for k, v in rec.items()}
+            for rec in json.loads(
+                others.to_json(orient="records", date_format="iso", default_handler=str)
+            )
+        ]
         now = utcnow()
         n = 0
         with self._write() as conn:
@@ -1037,8 +1062,8 @@ class Store:
             payload = (
                 {
                     "run_id": run_id,
-                    "source": str(source),
-                    "reason": str(r),
+                    "source": str(source)[:255],
+                    "reason": str(r)[:255],
                     "record": rec,
                     "created_at": now,
                 }

@@ -15,6 +15,7 @@ import pandas as pd
 
 from data.loading import load_events, load_items, load_styles
 from data.paths import UnsafePathError, resolve_under
+from data.validation import DuplicateFilter
 from pipelines.runner import RunContext
 from pipelines.stages.artifacts import EVENTS, ITEMS_RAW, STYLES_RAW
 
@@ -61,11 +62,15 @@ def run(ctx: RunContext) -> dict[str, Any]:
     frames: list[pd.DataFrame] = []
     reports: list[dict[str, Any]] = []
     sources = list(inputs.events) or [cfg.store_url]
+    # One filter for all the night's logs: a row repeated in another file is a duplicate too.
+    seen = DuplicateFilter()
     for source in sources:
         if inputs.events_query:
-            res = load_events(source, "sql", query=inputs.events_query, catalog=items, now=now)
+            res = load_events(source, "sql", query=inputs.events_query, catalog=items, now=now,
+                              duplicates=seen)
         else:
-            res = load_events(cfg.path(source), inputs.events_format, catalog=items, now=now)
+            res = load_events(cfg.path(source), inputs.events_format, catalog=items, now=now,
+                              duplicates=seen)
         if len(res.quarantine):
             ctx.store.add_quarantine(ctx.run_id, f"events:{source}", res.quarantine)
         frames.append(res.events)

@@ -1,0 +1,131 @@
+"""Hostile inputs (issue 17): each defect the probe found, reproduced, on SQLite and PostgreSQL.
+
+Every good row is kept, every bad row is quarantined with a reason, and no
+night fails or hangs.  The loader-level tests are fast; the nightly ones run
+the small world in a subprocess with a timeout (see ``tests/hostile_night.py``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from data.ids import MAX_ID_LENGTH, check_ids, id_problem
+from data.loading import escape_formula, load_events, load_items, write_quarantine
+from data.store import Store
+from data.validation import DuplicateFilter, EventValidator
+
+NOW = "2026-02-01T00:00:00Z"
+HEADER = b"user_id,item_id,event_type,timestamp\n"
+
+
+def _line(user: bytes, item: bytes = b"i1", second: int = 0) -> bytes:
+    return user + b"," + item + b",view,2026-01-01T00:00:%02dZ\n" % (second % 60)
+
+
+# --------------------------------------------------------------------------- id policy
+def test_id_policy_lengths_controls_and_nfc() -> None:
+    ids = pd.Series(pd.array(["ok", "x" * MAX_ID_LENGTH, "x" * (MAX_ID_LENGTH + 1), "a\x00b",
+                              "tab\there", "del\x7f", "c1\x85", "e\u0301", None], dtype="string"))
+    out, too_long, control = check_ids(ids)
+    assert too_long.tolist() == [False, False, True, False, False, False, False, False, False]
+    assert control.tolist() == [False, False, False, True, True, True, True, False, False]
+    assert out[7] == "\u00e9"  # NFC: e + combining acute -> one code point
+    assert out[[0, 1]].tolist() == ["ok", "x" * MAX_ID_LENGTH]
+    assert out[[2, 3, 8]].isna().all()
+    assert id_problem("x" * 256) and id_problem("a\x00") and id_problem("ok") is None
+
+
+def test_validator_quarantines_ids_that_postgres_would_refuse() -> None:
+    frame = pd.DataFrame({
+        "user_id": ["u1", "u\x002", "y" * 300, "e\u0301", "\u00e9", "ok"],
+        "item_id": ["i1", "i1", "i1", "i1", "i1", "z" * 256],
+        "event_type": ["view"] * 6,
+        "timestamp": [f"2026-01-01T00:00:0{i}Z" for i in range(6)],
+    })
+    valid, q = EventValidator(now=NOW).validate(frame, source="t")
+    assert valid["user_id"].tolist() == ["u1", "\u00e9", "\u00e9"]
+    assert sorted(q["reason"]) == ["id_control_char", "id_too_long", "id_too_long"]
+
+
+def test_store_refuses_an_id_that_breaks_the_policy(db_url: str) -> None:
+    with Store(db_url) as store:
+        with pytest.raises(ValueError, match="id policy"):
+            store.upsert_items(pd.DataFrame({"item_id": ["x" * 300]}))
+        with pytest.raises(ValueError, match="id policy"):
+            store.upsert_items(pd.DataFrame({"item_id": ["a\x00b"]}))
+        assert store.get_items().empty
+        # A quarantined NUL id is kept as visible text (jsonb refuses \u0000).
+        run = store.create_run({}, stages=("ingest",))
+        store.add_quarantine(run, "t", pd.DataFrame({"user_id": ["a\x00b", "q" * 5000],
+                                                     "reason": ["id_control_char",
+                                                                "id_too_long"]}))
+        rec = store.read_quarantine(run)["record"].tolist()
+        assert rec[0]["user_id"] == "a\\x00b"
+        assert len(rec[1]["user_id"]) < 1100 and "5000 characters" in rec[1]["user_id"]
+
+
+def test_catalog_with_long_id_category_and_nul_text(tmp_path) -> None:
+    path = tmp_path / "items.csv"
+    pd.DataFrame({
+        "item_id": ["a", "b" * 300, "c", "d", "e"],
+        "image_uri": ["a.png", "b.png", "c.png", "d\\u0000.png", "e.png"],
+        "category": ["tops", "tops", "t" * 300, "tops", "tops"],
+        "attributes": ["{}", "{}", "{}", "{}", '{"k": "\\u0000"}'],
+    }).to_csv(path, index=False)
+    res = load_items(path)
+    assert res.items["item_id"].tolist() == ["a", "d"]
+    assert sorted(res.quarantine["reason"]) == ["bad_value", "bad_value", "id_too_long"]
+
+
+# --------------------------------------------------------------------------- bytes
+def test_bad_bytes_quarantine_only_their_rows(tmp_path) -> None:
+    """A NUL in the first 64 KiB, one after it, non-UTF-8 bytes and a 30 MB id: 4 rows out."""
+    good = [_line(b"u%d" % i, second=i) for i in range(4000)]  # ~150 kB
+    lines = list(good)
+    lines[3] = _line(b"u\x00nul")
+    lines[3500] = _line(b"late\x00nul")
+    lines[10] = _line(b"bad\xff\xfeutf8")
+    lines[20] = _line(b"u" + b"z" * (30 << 20))
+    path = tmp_path / "events.csv"
+    path.write_bytes(HEADER + b"".join(lines))
+    res = load_events(path, now=NOW)
+    assert res.report.rows_valid == 4000 - 4
+    assert res.report.by_reason == {"bad_bytes": 3, "line_too_long": 1}
+    detail = res.quarantine["detail"].tolist()
+    assert any(d.startswith("line 5: NUL") for d in detail)  # header is line 1
+    assert any(d.startswith("line 3502: NUL") for d in detail)
+    assert any("line 12: not UTF-8" in d for d in detail)
+    assert set(res.events["user_id"]) == {f"u{i}" for i in range(4000)} - {"u3", "u3500", "u10",
+                                                                            "u20"}
+
+
+def test_header_that_is_not_text_still_refuses_the_file(tmp_path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes(b"user_id\x00,item_id,event_type,timestamp\n" + _line(b"u1"))
+    with pytest.raises(ValueError, match="binary content in the header"):
+        load_events(path, now=NOW)
+
+
+# --------------------------------------------------------------------------- duplicates
+def test_duplicates_are_found_across_files(tmp_path) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_bytes(HEADER + _line(b"u1") + _line(b"u2"))
+    b.write_bytes(HEADER + _line(b"u2") + _line(b"u3"))
+    seen = DuplicateFilter()
+    ra = load_events(a, now=NOW, duplicates=seen)
+    rb = load_events(b, now=NOW, duplicates=seen)
+    assert ra.report.rows_valid == 2 and rb.report.rows_valid == 1
+    assert rb.quarantine["reason"].tolist() == ["duplicate"]
+
+
+# --------------------------------------------------------------------------- CSV injection
+def test_quarantine_csv_cells_are_escaped_against_formulas(tmp_path) -> None:
+    payloads = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1:A2)", "\t=1", "\r=1", "plain"]
+    q = pd.DataFrame({"user_id": pd.array(payloads, dtype="string"), "reason": "bad_id_type",
+                      "row": pd.array(range(1, 8), dtype="Int64")})
+    out = write_quarantine(q, tmp_path / "q.csv")
+    back = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert back["user_id"].tolist() == ["'" + p for p in payloads[:-1]] + ["plain"]
+    assert back["row"].tolist() == [str(i) for i in range(1, 8)]
+    assert escape_formula(3) == 3
