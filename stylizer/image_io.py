@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "LoadedImage",
     "load_image",
     "load_mask",
+    "open_regular_file",
     "resize_max_side",
     "save_image",
     "encode_image",
@@ -82,10 +84,68 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def _float_to_rgb(arr: np.ndarray) -> np.ndarray:
+    """A float (mode ``F``) image as 8-bit grey RGB, or :class:`ValueError` saying why not.
+
+    Float TIFFs come in [0, 1] (linear scientific or HDR exports) or in the
+    8/16-bit ranges; reading [0, 1] data as 0..255 rendered them black with no
+    error.  Values outside [0, 65535] or non-finite ones have no meaning we can
+    guess, so such files are refused with the reason.
+    """
+    if not np.isfinite(arr).all():
+        raise ValueError("float image with NaN or infinite pixels")
+    lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
+    if lo < 0.0 or hi > 65535.0:
+        raise ValueError(f"float image with values in [{lo:g}, {hi:g}] (expected [0, 1] or 0..65535)")
+    scale = 255.0 if hi <= 1.0 else (1.0 if hi <= 255.0 else 1.0 / 257.0)
+    grey = np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def open_regular_file(path: str | os.PathLike[str]) -> io.BufferedReader:
+    """Open ``path`` for reading only if it is a regular file; never blocks.
+
+    A FIFO (or a device) in an image folder made ``open()`` wait forever for a
+    writer and hung the night.  The file is opened with ``O_NONBLOCK`` (which
+    regular files ignore) and checked with ``fstat`` on the open descriptor, so
+    there is no window between the check and the open.  Raises
+    ``FileNotFoundError`` for a missing file and :class:`ImageError` for
+    anything that is not a regular file.
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p}: no such image file") from None
+    except IsADirectoryError:
+        raise ImageError(p, "is a directory, not an image file") from None
+    except OSError as exc:
+        raise ImageError(p, f"cannot open ({exc.strerror or exc})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ImageError(p, f"not a regular file ({_file_kind(mode)})")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
 def _to_rgb_alpha(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """Convert any Pillow mode to (uint8 RGB, uint8 alpha or None) without clipping 16-bit data."""
     mode = im.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if mode == "F":
+        return _float_to_rgb(np.asarray(im, dtype=np.float64)), None
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         arr = np.asarray(im).astype(np.float64)
         # 16-bit data must be scaled to 8 bit; clipping would turn every mid-grey white.
         # Mode "I" is what Pillow uses for 16-bit greyscale PNGs too, so scale when the
@@ -134,14 +194,13 @@ def load_image(
     ``FileNotFoundError`` for a missing file.
     """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such image file")
+    fh = open_regular_file(p)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), fh:
             # Pillow's own bomb guard warns between 1x and 2x its global limit and raises
             # above; make both an error and rely on our explicit max_pixels check too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
+            with Image.open(fh) as im:
                 width, height = im.size
                 if width * height > max_pixels:
                     raise ImageError(
@@ -168,6 +227,14 @@ def load_image(
         # UnidentifiedImageError and truncated-file errors are OSErrors.
         raise ImageError(p, f"cannot decode image ({type(exc).__name__}: {exc})") from exc
     rgb = resize_max_side(rgb, max_side)
+    if min(rgb.shape[:2]) < min_side:
+        # A 60000 x 8 strip passes the header check but is 384 x 1 after the downscale:
+        # refuse it here, naming both sizes, rather than fail the renderer later.
+        raise ImageError(
+            p,
+            f"image is too elongated ({width}x{height} is {rgb.shape[1]}x{rgb.shape[0]} "
+            f"at max_side={max_side}; at least {min_side} px a side)",
+        )
     if alpha is not None:
         alpha = resize_max_side(alpha, max_side)
         if alpha.min() == 255:

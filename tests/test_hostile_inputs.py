@@ -129,3 +129,59 @@ def test_quarantine_csv_cells_are_escaped_against_formulas(tmp_path) -> None:
     assert back["user_id"].tolist() == ["'" + p for p in payloads[:-1]] + ["plain"]
     assert back["row"].tolist() == [str(i) for i in range(1, 8)]
     assert escape_formula(3) == 3
+
+
+# --------------------------------------------------------------------------- images
+def test_elongated_float_and_fifo_images_are_refused_or_converted_with_a_reason(tmp_path) -> None:
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from stylizer.image_io import ImageError, load_image
+
+    Image.new("RGB", (60000, 8), (200, 10, 10)).save(tmp_path / "long.png")
+    with pytest.raises(ImageError, match="too elongated.*60000x8 is 384x1"):
+        load_image(tmp_path / "long.png", max_side=384)
+    ramp = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    Image.fromarray(ramp, "F").save(tmp_path / "unit.tif")
+    rgb = load_image(tmp_path / "unit.tif").rgb
+    assert rgb.max() == 255 and 120 < rgb.mean() < 135  # not black
+    ramp[0, 0] = np.nan
+    Image.fromarray(ramp, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageError, match="NaN or infinite"):
+        load_image(tmp_path / "nan.tif")
+    os.mkfifo(tmp_path / "fifo.png")
+    with pytest.raises(ImageError, match="not a regular file \\(a FIFO\\)"):
+        load_image(tmp_path / "fifo.png")  # returns at once instead of blocking forever
+
+
+def test_any_exception_for_one_item_fails_that_item_only(tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from pipelines.cache import RenderCache
+    from pipelines.executors.work import RenderJob, embed_images, render_job
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (32, 32), (10, 200, 10)).save(good)
+
+    class Boom:
+        mode, max_side = "full", 64
+
+        def render(self, images, codes, masks):
+            raise RuntimeError("kaboom")
+
+        def encode(self, images):
+            if any(im.shape[0] == 33 for im in images):
+                raise RuntimeError("bad batch")
+            return np.ones((len(images), 100), np.float32)
+
+    job = RenderJob("i1", str(good), ["ab" * 32], np.zeros((1, 100), np.float32), ["c"])
+    out = render_job(Boom(), RenderCache(tmp_path / "r", "png"), job)
+    assert out.error and "RuntimeError: kaboom" in out.error and not out.written
+    odd = tmp_path / "odd.png"
+    Image.new("RGB", (33, 33)).save(odd)
+    emb = embed_images(Boom(), [str(good), str(odd), str(tmp_path / "missing.png")])
+    assert np.isfinite(emb.codes[0]).all()
+    assert "bad batch" in emb.errors[1] and "no such image" in emb.errors[2]

@@ -61,11 +61,25 @@ def embed_images(encoder: object, paths: list[str], max_side: int = EMBED_MAX_SI
         try:
             images.append(load_image(p, max_side=max_side).rgb)
             rows.append(i)
-        except (ImageError, FileNotFoundError) as exc:
-            errors[i] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one image never fails the stage
+            errors[i] = _reason(p, exc)
     if images:
-        codes[rows] = encoder.encode(images)  # type: ignore[attr-defined]
+        try:
+            codes[rows] = encoder.encode(images)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - find the image(s) the batch failed on
+            for i, image in zip(rows, images, strict=True):
+                try:
+                    codes[i] = encoder.encode([image])[0]  # type: ignore[attr-defined]
+                except Exception as exc:  # noqa: BLE001
+                    errors[i] = _reason(paths[i], exc)
     return EmbedOutcome(codes, errors)
+
+
+def _reason(path: str, exc: BaseException) -> str:
+    """A quarantine reason for one failed image: our own errors as they are, others typed."""
+    if isinstance(exc, ImageError | FileNotFoundError):
+        return str(exc)
+    return f"{path}: {type(exc).__name__}: {exc}"
 
 
 def render_job(renderer: object, cache: RenderCache, job: RenderJob) -> RenderOutcome:
@@ -77,10 +91,14 @@ def render_job(renderer: object, cache: RenderCache, job: RenderJob) -> RenderOu
     """
     out = RenderOutcome(job.item_id)
     try:
-        loaded = load_image(job.image_path, max_side=renderer.max_side)  # type: ignore[attr-defined]
-    except (ImageError, FileNotFoundError) as exc:
-        out.error = str(exc)
-        return out
+        _render_into(renderer, cache, job, out)
+    except Exception as exc:  # noqa: BLE001 - any failure of one item is that item's alone
+        out.error = _reason(job.image_path, exc)
+    return out
+
+
+def _render_into(renderer: object, cache: RenderCache, job: RenderJob, out: RenderOutcome) -> None:
+    loaded = load_image(job.image_path, max_side=renderer.max_side)  # type: ignore[attr-defined]
     if renderer.mode == "full":  # type: ignore[attr-defined]
         masks = None
     else:
@@ -93,7 +111,6 @@ def render_job(renderer: object, cache: RenderCache, job: RenderJob) -> RenderOu
         out.written.append(key)
         if masks is not None:
             out.delta_e[key] = product_fidelity(loaded.rgb, rgb, masks[0])
-    return out
 
 
 def product_fidelity(original: np.ndarray, rendered: np.ndarray, mask: np.ndarray) -> float:

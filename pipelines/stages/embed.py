@@ -28,6 +28,7 @@ from pipelines.stages.artifacts import (
     STYLES_RAW,
     WHITENING,
 )
+from stylizer.image_io import ImageError, open_regular_file
 from stylizer.style_space import StyleSpace
 from stylizer.weights import model_version
 
@@ -37,7 +38,8 @@ BAD_IMAGE = "bad_image"
 def file_hash(path: Path) -> str:
     """SHA-256 of a file's bytes (the cache key of its style code and renders)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    # Never a plain open(): a FIFO in the image folder would block the night forever.
+    with open_regular_file(path) as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -78,6 +80,9 @@ def _codes_for(
         paths.append(str(p))
         try:
             hashes.append(file_hash(p))
+        except ImageError as exc:  # not a regular file
+            hashes.append(None)
+            bad[i] = str(exc)
         except OSError as exc:
             hashes.append(None)
             bad[i] = f"{p}: cannot read image file ({exc.strerror or exc})"
