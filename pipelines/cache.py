@@ -8,6 +8,8 @@ nothing the next night, and two runs that need the same render share one file.
 Files are written to a temporary name in the destination folder and renamed,
 so a reader (or a crash) never sees a partial file; leftovers of a killed
 writer are swept by :meth:`RenderCache.sweep_partials` before a render stage.
+Temp names carry the writer's host and pid, so the sweep of one nightly never
+deletes a file another live writer is still writing.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import socket
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,47 @@ def condition_hash(condition_code: np.ndarray) -> str:
     """Short stable id of a condition code (same rounding as :func:`render_key`)."""
     code = np.round(np.asarray(condition_code, dtype=np.float64), 5).astype(np.float32)
     return hashlib.sha256(code.tobytes()).hexdigest()[:16]
+
+
+#: A temp file older than this is nobody's (see :meth:`RenderCache.sweep_partials`).
+PARTIAL_MAX_AGE_S = 3600.0
+_HOST = socket.gethostname().replace("-", "_")[:32] or "host"
+
+
+def partial_name(final_name: str) -> str:
+    """``.partial-<host>-<pid>-<random>-<final name>``: whose temp file it is, for the sweeper."""
+    return f"{PARTIAL_MARK}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}-{final_name}"
+
+
+def partial_owner(name: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of a temp file named by :func:`partial_name`, else None."""
+    if not name.startswith(PARTIAL_MARK):
+        return None
+    parts = name[len(PARTIAL_MARK):].split("-", 3)
+    if len(parts) < 4 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])
+
+
+def partial_final(name: str) -> str:
+    """The final file name a temp file stands for (also for the older ``.partial-<pid>-`` form)."""
+    rest = name[len(PARTIAL_MARK):]
+    if partial_owner(name) is not None:
+        return rest.split("-", 3)[3]
+    return rest.partition("-")[2]
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (it may belong to another user)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class RenderCache:
@@ -97,18 +143,42 @@ class RenderCache:
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         data = encode_image(rgb, self.fmt, quality=self.quality)
-        tmp = dest.with_name(f"{PARTIAL_MARK}{os.getpid()}-{dest.name}")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
+        tmp = dest.with_name(partial_name(dest.name))
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return dest
 
-    def sweep_partials(self) -> int:
-        """Remove temporary files left by a killed writer; returns how many."""
+    def sweep_partials(self, max_age_s: float = PARTIAL_MAX_AGE_S) -> int:
+        """Remove temporary files that no live writer owns; returns how many.
+
+        A temp file is named by its writer's host and pid (:func:`partial_name`).
+        It is removed when that writer is gone (same host, no such process) or
+        when it is older than ``max_age_s`` (a pid reused by an unrelated
+        process, or a writer on another host sharing the folder: one render is
+        written in milliseconds, so an hour-old temp file is nobody's).  Another
+        nightly's in-flight write is never touched.
+        """
         n = 0
+        now = time.time()
         for tmp in self.root.glob(f"*/{PARTIAL_MARK}*"):
+            owner = partial_owner(tmp.name)
+            try:
+                age = now - tmp.stat().st_mtime
+            except FileNotFoundError:
+                continue  # renamed into place (or swept) meanwhile
+            if owner is not None and owner[0] == _HOST and _alive(owner[1]) and age < max_age_s:
+                continue
+            if owner is not None and owner[0] != _HOST and age < max_age_s:
+                continue
+            if owner is None and age < max_age_s:
+                continue  # not named by us (an older version's writer): only age decides
             tmp.unlink(missing_ok=True)
             n += 1
         return n

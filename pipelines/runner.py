@@ -21,6 +21,7 @@ from typing import Any
 
 from data.paths import resolve_under
 from data.store import Store
+from data.store.lock import RunLock
 from pipelines.config import Config
 
 log = logging.getLogger("stylerec.nightly")
@@ -126,8 +127,13 @@ def run_nightly(
     run_id: str | None = None,
     resume: bool = True,
     stop_after: str | None = None,
+    wait_s: float = 0.0,
 ) -> RunSummary:
-    """Run (or resume) a nightly job; ``only`` runs one stage, even if already done."""
+    """Run (or resume) a nightly job; ``only`` runs one stage, even if already done.
+
+    ``wait_s``: how long to wait for another nightly on the same store to
+    finish before giving up with :class:`~data.store.RunLockedError`.
+    """
     if only is not None and only not in STAGES:
         raise ValueError(f"unknown stage {only!r}; stages are {', '.join(STAGES)}")
     t0 = time.perf_counter()
@@ -135,69 +141,88 @@ def run_nightly(
     work.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.store_url)
     try:
-        if only is not None and run_id is None:
-            latest = store.list_runs()
-            if not latest:
-                raise ValueError(f"--only {only}: there is no run yet; run the whole job first")
-            run_id = latest[0]["run_id"]
-        rid, created = _pick_run(store, cfg, run_id, resume)
-        record = store.get_run(rid)
-        previous = record["params"].get("previous_run_id") if record else None
-        run_dir = run_folder(work, rid)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if created or "previous_run_id" not in (record or {}).get("params", {}):
-            previous = store.current_run_id()
-            store.update_run_params(rid, {
-                "previous_run_id": previous,
-                "run_dir": str(run_dir.resolve()),
-                "render_root": str(cfg.path(cfg.outputs.render_dir).resolve()),
-            })
-        ctx = RunContext(cfg, store, rid, run_dir, previous_run_id=previous)
-        # Later stages (the report above all) read earlier stages' metrics; with --only
-        # or on a resume those stages do not run in this process, so start from the record.
-        for name, rec in (store.get_run(rid) or {}).get("stages", {}).items():
-            if rec.get("status") == "done" and rec.get("metrics"):
-                ctx.metrics[name] = dict(rec["metrics"])
-        functions = _stage_functions()
-        ran: list[str] = []
-        skipped: list[str] = []
-        todo = [only] if only else list(STAGES)
-        for stage in todo:
-            status = store.get_run(rid)["stages"].get(stage, {}).get("status")
-            if only is None and status == "done":
-                skipped.append(stage)
-                ctx.metrics[stage] = store.get_run(rid)["stages"][stage].get("metrics") or {}
-                continue
-            ctx.log(stage, "start")
-            store.set_stage(rid, stage, "running")
-            s0 = time.perf_counter()
-            try:
-                metrics = dict(functions[stage](ctx) or {})
-            except Exception as exc:
-                store.set_stage(
-                    rid, stage, "failed", {"trace": traceback.format_exc()[-4000:]},
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                ctx.log(stage, "failed", error=repr(exc))
-                raise
-            metrics["seconds"] = round(time.perf_counter() - s0, 3)
-            ctx.metrics[stage] = metrics
-            store.set_stage(rid, stage, "done", metrics)
-            ctx.log(stage, "done", seconds=metrics["seconds"])
-            ran.append(stage)
-            if stop_after == stage:
-                break
-        report = _report_path(store, rid)
-        return RunSummary(
-            run_id=rid,
-            ran=ran,
-            skipped=skipped,
-            seconds=round(time.perf_counter() - t0, 3),
-            report_path=report,
-            metrics=ctx.metrics,
-        )
+        # One nightly at a time per store: a second one waits up to wait_s for this one,
+        # then stops with a RunLockedError naming the holder, before touching any run.
+        with store.run_lock(wait_s) as lock:
+            return _run_locked(cfg, store, lock, work, t0, only, run_id, resume, stop_after)
     finally:
         store.close()
+
+
+def _run_locked(
+    cfg: Config,
+    store: Store,
+    lock: RunLock,
+    work: Path,
+    t0: float,
+    only: str | None,
+    run_id: str | None,
+    resume: bool,
+    stop_after: str | None,
+) -> RunSummary:
+    """The body of :func:`run_nightly`, run while holding the store's run lock."""
+    if only is not None and run_id is None:
+        latest = store.list_runs()
+        if not latest:
+            raise ValueError(f"--only {only}: there is no run yet; run the whole job first")
+        run_id = latest[0]["run_id"]
+    rid, created = _pick_run(store, cfg, run_id, resume)
+    lock.set_run(rid)
+    record = store.get_run(rid)
+    previous = record["params"].get("previous_run_id") if record else None
+    run_dir = run_folder(work, rid)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if created or "previous_run_id" not in (record or {}).get("params", {}):
+        previous = store.current_run_id()
+        store.update_run_params(rid, {
+            "previous_run_id": previous,
+            "run_dir": str(run_dir.resolve()),
+            "render_root": str(cfg.path(cfg.outputs.render_dir).resolve()),
+        })
+    ctx = RunContext(cfg, store, rid, run_dir, previous_run_id=previous)
+    # Later stages (the report above all) read earlier stages' metrics; with --only
+    # or on a resume those stages do not run in this process, so start from the record.
+    for name, rec in (store.get_run(rid) or {}).get("stages", {}).items():
+        if rec.get("status") == "done" and rec.get("metrics"):
+            ctx.metrics[name] = dict(rec["metrics"])
+    functions = _stage_functions()
+    ran: list[str] = []
+    skipped: list[str] = []
+    todo = [only] if only else list(STAGES)
+    for stage in todo:
+        status = store.get_run(rid)["stages"].get(stage, {}).get("status")
+        if only is None and status == "done":
+            skipped.append(stage)
+            ctx.metrics[stage] = store.get_run(rid)["stages"][stage].get("metrics") or {}
+            continue
+        ctx.log(stage, "start")
+        store.set_stage(rid, stage, "running")
+        s0 = time.perf_counter()
+        try:
+            metrics = dict(functions[stage](ctx) or {})
+        except Exception as exc:
+            store.set_stage(
+                rid, stage, "failed", {"trace": traceback.format_exc()[-4000:]},
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            ctx.log(stage, "failed", error=repr(exc))
+            raise
+        metrics["seconds"] = round(time.perf_counter() - s0, 3)
+        ctx.metrics[stage] = metrics
+        store.set_stage(rid, stage, "done", metrics)
+        ctx.log(stage, "done", seconds=metrics["seconds"])
+        ran.append(stage)
+        if stop_after == stage:
+            break
+    report = _report_path(store, rid)
+    return RunSummary(
+        run_id=rid,
+        ran=ran,
+        skipped=skipped,
+        seconds=round(time.perf_counter() - t0, 3),
+        report_path=report,
+        metrics=ctx.metrics,
+    )
 
 
 def _report_path(store: Store, run_id: str) -> Path | None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.cache import PARTIAL_MARK, RenderCache, condition_hash, render_key
+from pipelines.cache import PARTIAL_MARK, RenderCache, condition_hash, partial_name, render_key
 
 CODE = np.linspace(-1, 1, 100).astype(np.float32)
 
@@ -42,11 +45,21 @@ def test_sweep_partials_removes_only_temp_files(tmp_path: Path) -> None:
     cache = RenderCache(tmp_path, "webp")
     key = render_key("x", CODE, "v", {})
     cache.write(key, np.zeros((8, 8, 3), np.uint8))
-    stale = tmp_path / key[:2] / f"{PARTIAL_MARK}{os.getpid()}-other.webp"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / key[:2]
+    stale = folder / partial_name("other.webp").replace(f"-{os.getpid()}-", f"-{dead.pid}-")
     stale.write_bytes(b"half a file")
+    in_flight = folder / partial_name("mine.webp")  # this (live) process is writing it
+    in_flight.write_bytes(b"half a file")
+    old_style = folder / f"{PARTIAL_MARK}{os.getpid()}-legacy.webp"  # only age decides
+    old_style.write_bytes(b"x")
     assert cache.sweep_partials() == 1
-    assert not stale.exists()
+    assert not stale.exists() and in_flight.exists() and old_style.exists()
     assert cache.exists(key)
+    hour_ago = time.time() - 3700
+    os.utime(old_style, (hour_ago, hour_ago))
+    assert cache.sweep_partials() == 1 and not old_style.exists() and in_flight.exists()
 
 
 @pytest.mark.parametrize("key", ["../../etc/passwd", "ABCDEF0123", "0123", "/abs/path/key"])

@@ -38,12 +38,16 @@ pandas objects; a ``Store`` may be shared between threads)::
     store.has_renders(keys) -> set; store.renders_for_run(run_id) -> DataFrame
     store.unreferenced_renders(keep_runs) -> list[RenderRef(key, uri)]; store.delete_renders(keys) -> int
 
+    # one nightly at a time (data.store.lock)
+    with store.run_lock(wait_s=0) as lock: lock.set_run(run_id)  # RunLockedError names the holder
+
     # quarantine
     store.add_quarantine(run_id | None, source, rows_with_reason_column) -> int
     store.quarantine_counts(run_id, source=None) -> {reason: count}; store.read_quarantine(run_id)
 """
 
 from .engine import DEFAULT_URL, ENV_URL, resolve_url
+from .lock import RunLockedError
 from .schema import (
     SchemaError,
     SchemaOutdatedError,
@@ -59,6 +63,7 @@ __all__ = [
     "DEFAULT_URL",
     "ENV_URL",
     "RenderRef",
+    "RunLockedError",
     "RunNotReadyError",
     "SchemaError",
     "SchemaOutdatedError",

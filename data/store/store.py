@@ -20,7 +20,7 @@ import logging
 import math
 import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple, Self
 
@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from data.ids import id_problem
 
 from .engine import WRITE_OPTION, make_engine, resolve_url
+from .lock import RunLock, RunLockedError, run_lock
 from .models import (
     STAGE_STATUSES,
     Base,
@@ -242,6 +243,14 @@ class Store:
     def head_revision() -> str:
         """The newest schema revision this code knows."""
         return head_revision()
+
+    def run_lock(self, wait_s: float = 0.0) -> AbstractContextManager[RunLock]:
+        """Hold the store's run lock (one nightly at a time); see :mod:`data.store.lock`.
+
+        Waits up to ``wait_s`` seconds, then raises :class:`RunLockedError`
+        naming the holder (pid, host, run).
+        """
+        return run_lock(self.engine, wait_s)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -1104,4 +1113,4 @@ class Store:
         return pd.DataFrame([tuple(r) for r in rows], columns=cols)
 
 
-__all__ = ["Base", "RenderRef", "RunNotReadyError", "Store"]
+__all__ = ["Base", "RenderRef", "RunLock", "RunLockedError", "RunNotReadyError", "Store"]

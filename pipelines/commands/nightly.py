@@ -10,6 +10,9 @@ from typing import Any
 
 from pipelines.runner import STAGES as STAGE_NAMES
 
+#: Exit status of a nightly that found another one holding the run lock (EX_TEMPFAIL).
+LOCKED_EXIT = 75
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the nightly-job commands."""
@@ -26,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", dest="run_id", help="work on this run id (default: resume or new)")
     p.add_argument("--new", action="store_true", help="start a new run even if one is unfinished")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON (last line)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="if another nightly holds the store's run lock, wait this long for it "
+                        "(default 0: exit at once with status 75, naming the holder)")
     p.set_defaults(func=_nightly)
 
     d = sub.add_parser(
@@ -77,11 +83,22 @@ def _summary_dict(summary: Any) -> dict[str, Any]:
 
 
 def _nightly(args: argparse.Namespace) -> int:
+    from data.store import RunLockedError
     from pipelines.config import load_config
     from pipelines.runner import run_nightly
 
     cfg = load_config(args.config)
-    summary = run_nightly(cfg, only=args.only, run_id=args.run_id, resume=not args.new)
+    if args.wait < 0:
+        raise ValueError("--wait must be >= 0 seconds")
+    try:
+        summary = run_nightly(cfg, only=args.only, run_id=args.run_id, resume=not args.new,
+                              wait_s=args.wait)
+    except RunLockedError as exc:
+        # Not a failure of this night: another one is running it.  75 = EX_TEMPFAIL.
+        print(f"stylerec nightly: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"locked": True, "holder": exc.holder}))
+        return LOCKED_EXIT
     info = _summary_dict(summary)
     if args.json:
         print(json.dumps(info))
@@ -177,7 +194,8 @@ def _gc(args: argparse.Namespace) -> int:
         raise ValueError("--keep-runs must be >= 1")
     cfg = load_config(args.config)
     cache = RenderCache(cfg.path(cfg.outputs.render_dir), cfg.render.format, cfg.render.quality)
-    with Store(cfg.store_url) as store:
+    # Under the run lock: a running nightly links renders that gc would see as unreferenced.
+    with Store(cfg.store_url) as store, store.run_lock():
         refs = store.unreferenced_renders(args.keep_runs)
         if args.dry_run:
             print(f"{len(refs)} renders would be deleted")

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipelines.cache import PARTIAL_MARK, RenderCache
+from pipelines.cache import PARTIAL_MARK, RenderCache, partial_final
 from pipelines.config import Config
 from pipelines.executors.local import LocalExecutor
 from pipelines.executors.work import (
@@ -342,9 +342,7 @@ def remove_partials(cache: RenderCache, keys: Sequence[str]) -> int:
         return 0
     n = 0
     for tmp in cache.root.glob(f"*/{PARTIAL_MARK}*"):
-        # ``.partial-<pid>-<key>.<fmt>``: the final name follows the pid.
-        final = tmp.name[len(PARTIAL_MARK):].partition("-")[2]
-        if final in names:
+        if partial_final(tmp.name) in names:
             tmp.unlink(missing_ok=True)
             n += 1
     return n
