@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 RENDER_MODES = ("full", "background", "harmonize")
 RENDER_FORMATS = ("png", "webp", "jpg")
@@ -171,6 +175,10 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            # TOML has inf and nan; no setting of ours means either (half_life_days = inf
+            # silently switched time decay off).
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if isinstance(default, tuple):
         if isinstance(value, str):
@@ -270,6 +278,60 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(f"render.items: 'all' or 'top:N' with N >= 1, got {items!r}")
 
 
+def _too_broad(p: Path) -> str | None:
+    """Why a configured folder is too broad to read from or write into, or None."""
+    r = p.resolve()
+    if r == Path(r.anchor):
+        return "the filesystem root"
+    if r == Path.home().resolve():
+        return "the home folder itself"
+    return None
+
+
+def _check_paths(cfg: Config) -> None:
+    """Refuse folders that are whole filesystems; say where outputs go when it is surprising.
+
+    The image root bounds what catalogue URIs may reach (``/`` would let them
+    reach everything; ``~`` is allowed with a warning), and ``stylerec gc``
+    deletes files under the render folder, so no output folder may be ``/`` or ``~``.  Outputs outside the config's
+    folder (``..``, absolute, ``~``) are allowed, with a warning naming the
+    resolved place, because a typo there scatters files where nobody looks.
+    """
+    named = {
+        "inputs.image_root": cfg.inputs.image_root,
+        "outputs.render_dir": cfg.outputs.render_dir,
+        "outputs.work_dir": cfg.outputs.work_dir,
+        "outputs.report_dir": cfg.outputs.report_dir,
+    }
+    for key, value in named.items():
+        problem = _too_broad(cfg.path(value))
+        if problem == "the home folder itself" and key == "inputs.image_root":
+            log.warning("inputs.image_root = %r: catalogue images may come from anywhere in %s",
+                        value, cfg.path(value).resolve())
+            continue
+        if problem is not None:
+            raise ConfigError(f"{key}: {value!r} is {problem}; point it at a folder of its own")
+    base = cfg.base_dir.resolve()
+    for key, value in list(named.items())[1:]:
+        where = cfg.path(value).resolve()
+        if not where.is_relative_to(base):
+            log.warning("%s = %r puts outputs outside the config's folder, in %s", key, value,
+                        where)
+
+
+def output_locations(cfg: Config) -> dict[str, str]:
+    """Where the night writes: resolved render, work and report folders and the store."""
+    from sqlalchemy.engine import make_url
+
+    out = cfg.outputs
+    return {
+        "render_dir": str(cfg.path(out.render_dir).resolve()),
+        "work_dir": str(cfg.path(out.work_dir).resolve()),
+        "report_dir": str(cfg.path(out.report_dir).resolve()),
+        "store": make_url(cfg.store_url).render_as_string(hide_password=True),
+    }
+
+
 def config_from_dict(raw: dict[str, Any], base_dir: Path | str = ".") -> Config:
     """Validate a parsed TOML document into a :class:`Config`."""
     if not isinstance(raw, dict):
@@ -293,6 +355,7 @@ def config_from_dict(raw: dict[str, Any], base_dir: Path | str = ".") -> Config:
         sections[name] = cls(**kwargs)
     cfg = Config(**sections, base_dir=Path(base_dir).resolve())
     _check_ranges(cfg)
+    _check_paths(cfg)
     return cfg
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from data.paths import resolve_under
 from data.store import Store
 from data.store.lock import RunLock
-from pipelines.config import Config
+from pipelines.config import Config, output_locations
 
 log = logging.getLogger("stylerec.nightly")
 
@@ -168,6 +168,8 @@ def _run_locked(
         run_id = latest[0]["run_id"]
     rid, created = _pick_run(store, cfg, run_id, resume)
     lock.set_run(rid)
+    log.info("run=%s outputs: %s", rid,
+             " ".join(f"{k}={v}" for k, v in output_locations(cfg).items()))
     record = store.get_run(rid)
     previous = record["params"].get("previous_run_id") if record else None
     run_dir = run_folder(work, rid)

@@ -378,10 +378,12 @@ class Renderer:
         style_name: str | None = None,
         quality: int = 95,
         chunk: int = 32,
+        names: Sequence[str] | None = None,
     ) -> list[RenderResult]:
         """Render files with one style code into ``out_dir``; bad files are reported, not fatal.
 
-        Output names are ``<stem>.<fmt>`` or ``<stem>__<style_name>.<fmt>``.
+        Output names are ``<stem>.<fmt>`` or ``<stem>__<style_name>.<fmt>``; ``names``
+        (one per path) replaces the stems, for inputs that share one (``a.jpg``, ``a.tif``).
         Files are processed in chunks so memory stays bounded for long lists.
         """
         out_root = Path(out_dir)
@@ -389,6 +391,7 @@ class Renderer:
         fmt = fmt.lower().lstrip(".")
         results: list[RenderResult] = []
         path_list = [Path(p) for p in paths]
+        stem_of = dict(zip(path_list, names, strict=True)) if names is not None else {}
         bar = tqdm(
             total=len(path_list),
             desc=f"render {self.mode}",
@@ -424,7 +427,8 @@ class Renderer:
                 for (p, _), r in zip(loaded, rendered, strict=True):
                     if r is None:
                         continue
-                    name = f"{p.stem}__{style_name}" if style_name else p.stem
+                    stem = stem_of.get(p, p.stem)
+                    name = f"{stem}__{style_name}" if style_name else stem
                     target = out_root / f"{name}.{fmt}"
                     try:
                         save_image(target, r.image, fmt=fmt, quality=quality)

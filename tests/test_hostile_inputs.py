@@ -314,3 +314,48 @@ def _stress_sweeper(root, ready, go, results) -> None:
         cache.sweep_partials()
         sweeps += 1
     results.put(("sweeper", sweeps))
+
+
+# --------------------------------------------------------------------------- config, stylize
+_BASE_CFG = {"inputs": {"events": ["e.csv"], "catalog": "i.csv", "styles": "s.csv"}}
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("model", "half_life_days", float("inf")),
+    ("model", "half_life_days", float("nan")),
+    ("render", "strength", float("-inf")),
+    ("executor", "cpus_per_worker", float("inf")),
+])
+def test_config_refuses_non_finite_numbers(tmp_path, section, key, value) -> None:
+    from pipelines.config import ConfigError, config_from_dict
+
+    raw = {**_BASE_CFG, section: {key: value}}
+    with pytest.raises(ConfigError, match=f"{section}.{key}: expected a finite number"):
+        config_from_dict(raw, tmp_path)
+
+
+def test_config_refuses_root_and_home_and_says_where_outputs_go(tmp_path, caplog) -> None:
+    import logging
+
+    from pipelines.config import ConfigError, config_from_dict, output_locations
+
+    for section, key, value in [("inputs", "image_root", "/"), ("outputs", "render_dir", "/"),
+                                ("outputs", "work_dir", "~"), ("outputs", "report_dir", "/..")]:
+        raw = {**_BASE_CFG, section: {**_BASE_CFG.get(section, {}), key: value}}
+        with pytest.raises(ConfigError, match=f"{section}.{key}: .* is the (filesystem root|home)"):
+            config_from_dict(raw, tmp_path)
+    base = tmp_path / "cfg"
+    base.mkdir()
+    with caplog.at_level(logging.WARNING, logger="pipelines.config"):
+        cfg = config_from_dict({**_BASE_CFG, "outputs": {"render_dir": "../elsewhere"}}, base)
+    assert "outputs.render_dir = '../elsewhere' puts outputs outside" in caplog.text
+    assert str(tmp_path / "elsewhere") in caplog.text
+    assert output_locations(cfg)["render_dir"] == str((tmp_path / "elsewhere").resolve())
+
+
+def test_stylize_gives_same_stem_inputs_distinct_output_names() -> None:
+    from pipelines.commands._render_args import output_stems
+
+    paths = [Path("a.jpg"), Path("a.tif"), Path("b.png"), Path("x/c.png"), Path("y/c.png")]
+    assert output_stems(paths) == ["a_jpg", "a_tif", "b", "c_png", "c_png_2"]
+    assert len(set(output_stems(paths))) == len(paths)

@@ -1022,6 +1022,18 @@ class Store:
             stmt = select(Render.key, Render.uri).where(~used.exists()).order_by(Render.key)
             return [RenderRef(k, u) for k, u in conn.execute(stmt).all()]
 
+    def uris_in_use(self, uris: Iterable[str]) -> set[str]:
+        """The subset of ``uris`` that some render row still points at.
+
+        Items sharing one image share one file under several keys; gc deletes
+        a file only when no remaining row names it.
+        """
+        found: set[str] = set()
+        with self._read() as conn:
+            for chunk in _chunks(dict.fromkeys(map(str, uris)), IN_CHUNK):
+                found.update(conn.execute(select(Render.uri).where(Render.uri.in_(chunk))).scalars())
+        return found
+
     def delete_renders(self, keys: Iterable[str]) -> int:
         """Delete render rows and their run links (files are the caller's); return rows deleted."""
         n = 0

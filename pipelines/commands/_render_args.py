@@ -93,3 +93,24 @@ def unique_stems(paths: Sequence[Path], what: str) -> list[str]:
     if dupes:
         raise ValueError(f"two {what} share the name {dupes[0]!r}; rename one")
     return stems
+
+
+def output_stems(paths: Sequence[Path]) -> list[str]:
+    """Distinct output names for input images: the stem, qualified only where stems clash.
+
+    ``a.jpg`` and ``a.tif`` become ``a_jpg`` and ``a_tif`` (``b.png`` stays ``b``);
+    the same file name in two folders gets ``_2``, ``_3``... so no output
+    overwrites another and no batch is refused for it.
+    """
+    stems = [p.stem for p in paths]
+    out = [
+        f"{p.stem}_{p.suffix.lstrip('.').lower()}" if stems.count(p.stem) > 1 and p.suffix
+        else p.stem
+        for p in paths
+    ]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(out):
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            out[i] = f"{name}_{seen[name]}"
+    return out

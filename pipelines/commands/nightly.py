@@ -203,6 +203,8 @@ def _gc(args: argparse.Namespace) -> int:
         # Index rows first: a crash in between leaves orphan files (harmless, swept next
         # time), never index rows pointing at missing files.
         store.delete_renders([r.key for r in refs])
-        n_files = cache.delete_uris(r.uri for r in refs)
+        # A file shared by items with one image goes only when no row points at it any more.
+        shared = store.uris_in_use(r.uri for r in refs)
+        n_files = cache.delete_uris(r.uri for r in refs if r.uri not in shared)
     print(f"deleted {len(refs)} renders ({n_files} files)")
     return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from pipelines.commands._render_args import (
     add_render_options,
     make_renderer,
+    output_stems,
     style_codes,
     unique_stems,
 )
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from stylizer.encoder import StyleEncoder
 
     style_names = unique_stems(args.styles, "style images")
-    unique_stems(args.images, "images")
+    image_names = output_stems(args.images)  # a.jpg and a.tif: a_jpg, a_tif
     if not 1 <= args.quality <= 100:
         raise ValueError(f"--quality must be in 1..100, got {args.quality}")
     t0 = time.perf_counter()
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     written = 0
     for name, code in zip(style_names, codes, strict=True):
         results = renderer.render_paths(  # type: ignore[attr-defined]
-            args.images, code, args.out, fmt=args.fmt, style_name=name, quality=args.quality
+            args.images, code, args.out, fmt=args.fmt, style_name=name, quality=args.quality,
+            names=image_names,
         )
         for r in results:
             if r.ok:

@@ -9,6 +9,7 @@ nothing twice.  Every key the run needs is linked to the run for serving and gc.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -44,6 +45,16 @@ def chosen_items(ctx: RunContext, items: pd.DataFrame) -> pd.DataFrame:
     return items.iloc[np.sort(top)].reset_index(drop=True)
 
 
+def index_key(content_key: str, item_id: str) -> str:
+    """The index row's key of one item's render: the content key qualified by the item.
+
+    Two items with the same image have one file (the content key) but two rows,
+    so that each is served its render and gc deletes a file only when no row of a
+    kept run points at it.
+    """
+    return hashlib.sha256(f"{content_key}:{item_id}".encode()).hexdigest()
+
+
 def load_conditions(ctx: RunContext) -> list[dict[str, Any]]:
     """The segment conditions the segment stage wrote (id, hash, code, blend)."""
     return json.loads((ctx.run_dir / CONDITIONS).read_text())
@@ -60,53 +71,71 @@ def run(ctx: RunContext) -> dict[str, Any]:
     params = render_params(ctx)
     codes = np.asarray([c["code"] for c in conditions], dtype=np.float32)
 
+    # A render's file is keyed by its content (image bytes, condition, model, params):
+    # items that share one image file share the file, rendered once.  Each item still
+    # gets its own index row (its own key, the shared URI), which is what serving reads.
     jobs: list[RenderJob] = []
     index_rows: list[dict[str, Any]] = []
-    all_keys: list[str] = []
+    rows_by_content: dict[str, list[dict[str, Any]]] = {}
+    sharers: dict[str, list[str]] = {}  # a job's item -> every item whose image it renders
+    scheduled: dict[str, str] = {}  # content key -> the item whose job renders it
     for item in items.itertuples(index=False):
-        keys = [render_key(item.image_hash, code, version, params) for code in codes]
-        all_keys += keys
-        for key, cond in zip(keys, conditions, strict=True):
-            index_rows.append({
-                "key": key, "item_id": item.item_id, "condition_hash": cond["condition_hash"],
-                "uri": cache.relpath(key), "params": params,
-            })
-        missing = set(cache.missing(keys))
+        contents = [render_key(item.image_hash, code, version, params) for code in codes]
+        for content, cond in zip(contents, conditions, strict=True):
+            row = {
+                "key": index_key(content, str(item.item_id)), "item_id": item.item_id,
+                "condition_hash": cond["condition_hash"], "uri": cache.relpath(content),
+                "params": params,
+            }
+            index_rows.append(row)
+            rows_by_content.setdefault(content, []).append(row)
+        if contents and contents[0] in scheduled:
+            sharers[scheduled[contents[0]]].append(str(item.item_id))
+            continue
+        missing = set(cache.missing(contents))
         if missing:
-            pick = [i for i, k in enumerate(keys) if k in missing]
+            # First occurrence only: two segments with one condition need one file.
+            pick = [i for i, k in enumerate(contents) if k in missing and contents.index(k) == i]
             jobs.append(RenderJob(
                 item_id=item.item_id, image_path=item.image_path,
-                keys=[keys[i] for i in pick], codes=codes[pick],
+                keys=[contents[i] for i in pick], codes=codes[pick],
                 condition_hashes=[conditions[i]["condition_hash"] for i in pick],
             ))
+            for k in contents:
+                scheduled[k] = str(item.item_id)
+            sharers[str(item.item_id)] = [str(item.item_id)]
 
-    rows_by_key = {r["key"]: r for r in index_rows}
     rendered = 0
     fidelity: list[float] = []
     failed: list[dict[str, str]] = []
     for outcome in make_executor(cfg).render(jobs, cache):
         if outcome.error is not None:
-            failed.append({"item_id": outcome.item_id, "reason": RENDER_FAILED,
-                           "detail": outcome.error})
+            failed += [{"item_id": i, "reason": RENDER_FAILED, "detail": outcome.error}
+                       for i in sharers.get(str(outcome.item_id), [str(outcome.item_id)])]
             continue
         # Index each item's renders as soon as its files exist (a crash keeps them),
         # with the product's measured colour fidelity beside the render parameters.
         for key, de in outcome.delta_e.items():
-            rows_by_key[key]["params"] = {**params, "product_delta_e": round(de, 3)}
+            for row in rows_by_content[key]:
+                row["params"] = {**params, "product_delta_e": round(de, 3)}
             fidelity.append(de)
-        ctx.store.add_renders(ctx.run_id, [rows_by_key[k] for k in outcome.written])
+        ctx.store.add_renders(ctx.run_id, [r for k in outcome.written for r in rows_by_content[k]])
         rendered += len(outcome.written)
     if failed:
         ctx.store.add_quarantine(ctx.run_id, "render", pd.DataFrame(failed))
     failed_items = {f["item_id"] for f in failed}
-    done_rows = [r for r in index_rows if r["item_id"] not in failed_items]
+    done_rows = [r for r in index_rows if str(r["item_id"]) not in failed_items]
     ctx.store.add_renders(ctx.run_id, done_rows)
+    done_files = {r["uri"] for r in done_rows}
     return {
         "items": len(items),
         "conditions": len(conditions),
-        "needed": len(set(all_keys)),
+        "needed": len(rows_by_content),
         "rendered": rendered,
-        "reused": len({r["key"] for r in done_rows}) - rendered,
+        # Files this run uses that an earlier run (or night) had already made: >= 0 always,
+        # since every file rendered here is one of the files the run uses.
+        "reused": len(done_files) - rendered,
+        "index_rows": len(done_rows),
         "failed_items": len(failed_items),
         "partials_swept": swept,
         "model_version": version,
