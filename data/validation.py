@@ -584,6 +584,9 @@ def row_hashes(frame: pd.DataFrame) -> np.ndarray:
         col = frame[name]
         if isinstance(col.dtype, pd.StringDtype):
             codes, uniques = dictionary_encode(col)
+            if len(uniques) == 0:  # an all-missing column (e.g. no style ids in this log)
+                cols[name] = np.full(len(codes), _NULL_HASH, dtype=np.uint64)
+                continue
             hashed = pd.util.hash_array(uniques.to_numpy(dtype=object), categorize=False)
             cols[name] = np.where(codes >= 0, hashed[np.maximum(codes, 0)], _NULL_HASH)
         else:

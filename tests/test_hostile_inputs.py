@@ -359,3 +359,12 @@ def test_stylize_gives_same_stem_inputs_distinct_output_names() -> None:
     paths = [Path("a.jpg"), Path("a.tif"), Path("b.png"), Path("x/c.png"), Path("y/c.png")]
     assert output_stems(paths) == ["a_jpg", "a_tif", "b", "c_png", "c_png_2"]
     assert len(set(output_stems(paths))) == len(paths)
+
+
+def test_a_log_whose_optional_column_is_all_empty_loads(tmp_path) -> None:
+    """Found by the hostile night: an all-empty ``style_id`` column crashed the hashing."""
+    path = tmp_path / "e.csv"
+    path.write_bytes(b"user_id,item_id,event_type,timestamp,style_id\n"
+                     b"u1,i1,view,2026-01-01T00:00:00Z,\nu1,i1,view,2026-01-01T00:00:00Z,\n")
+    res = load_events(path, now=NOW)
+    assert res.report.rows_valid == 1 and res.report.by_reason == {"duplicate": 1}
