@@ -266,8 +266,9 @@ def load_mask(path: str | os.PathLike[str], shape: tuple[int, int] | None = None
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such mask file")
+    fh = open_regular_file(p)  # a FIFO is refused, never waited on
     try:
-        with Image.open(p) as im:
+        with fh, Image.open(fh) as im:
             im.load()
             if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
                 arr = np.asarray(im.convert("RGBA"))[:, :, 3]

@@ -368,3 +368,29 @@ def test_a_log_whose_optional_column_is_all_empty_loads(tmp_path) -> None:
                      b"u1,i1,view,2026-01-01T00:00:00Z,\nu1,i1,view,2026-01-01T00:00:00Z,\n")
     res = load_events(path, now=NOW)
     assert res.report.rows_valid == 1 and res.report.by_reason == {"duplicate": 1}
+
+
+def test_clean_lines_matches_a_line_by_line_filter_at_any_chunk_size(tmp_path) -> None:
+    """Lines straddling chunks, over-long lines across several chunks, no final newline."""
+    import random
+
+    from data.csv_bytes import CleanLines, line_problem
+
+    rng = random.Random(3)
+    pieces = [b"ok", b"a\x00b", b"\xff\xfe", b"\xc3\xa9t\xc3\xa9", b"L" * 70, b"", b"x,y,z"]
+    lines = [rng.choice(pieces) + b"%d" % i for i in range(400)]
+    data = b"\n".join(lines)  # no newline at the end
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    expected = b"".join(ln for ln in data.splitlines(keepends=True)
+                        if line_problem(ln, 50) is None)
+    n_bad = sum(line_problem(ln, 50) is not None for ln in data.splitlines(keepends=True))
+    for chunk in (7, 16, 64, 1000, 1 << 20):
+        clean = CleanLines(path, max_line_bytes=50, chunk_bytes=chunk)
+        got = clean.read()
+        clean.close()
+        assert got == expected, chunk
+        assert len(clean.bad) == n_bad, chunk
+        assert [b.line_no for b in clean.bad] == [
+            i + 1 for i, ln in enumerate(data.splitlines(keepends=True))
+            if line_problem(ln, 50) is not None]
