@@ -113,8 +113,13 @@ def open_regular_file(path: str | os.PathLike[str]) -> io.BufferedReader:
     anything that is not a regular file.
     """
     p = Path(path)
+
+    def _nonblocking(name: str, flags: int) -> int:
+        return os.open(name, flags | getattr(os, "O_NONBLOCK", 0))
+
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        # opener=: the file object keeps the path as its name (errors name the file).
+        fh = open(p, "rb", opener=_nonblocking)  # noqa: SIM115 - returned to the caller
     except FileNotFoundError:
         raise FileNotFoundError(f"{p}: no such image file") from None
     except IsADirectoryError:
@@ -122,12 +127,12 @@ def open_regular_file(path: str | os.PathLike[str]) -> io.BufferedReader:
     except OSError as exc:
         raise ImageError(p, f"cannot open ({exc.strerror or exc})") from None
     try:
-        mode = os.fstat(fd).st_mode
+        mode = os.fstat(fh.fileno()).st_mode
         if not stat.S_ISREG(mode):
             raise ImageError(p, f"not a regular file ({_file_kind(mode)})")
-        return os.fdopen(fd, "rb")
+        return fh
     except BaseException:
-        os.close(fd)
+        fh.close()
         raise
 
 
