@@ -24,9 +24,19 @@ Cold start (defined behaviour):
   render the run made of it), scored ``p_u . W c_i + mean bias`` from its
   image code when ``codes.npz`` holds one, else the mean bias (popularity
   prior); for unknown users its popularity is 0;
-* item unknown to the run altogether: ``image_uri=None`` (the caller has its
-  own picture of it), score = mean bias (known user) or 0 (unknown user), so
-  it is placed by the popularity prior, never an error.
+* item unknown to the run altogether (in neither the model nor the catalogue):
+  not scored and not returned by :meth:`~PersonalizationService.rank` -- a
+  made-up score would rank an id the service knows nothing about -- and listed
+  in :attr:`Ranking.unknown_items` by :meth:`~PersonalizationService.rank_response`,
+  which also says ``cold_start`` when the user is unknown.  ``image_for`` of such
+  an item is ``None``.
+
+Image references: render URIs are relative to the run's render folder
+(``<key[:2]>/<key>.webp``) and catalogue images relative to the image root, as
+the store and catalogue hold them, unless ``render_root`` / ``image_root`` give
+a prefix (a CDN URL, or a local folder for an in-process caller that opens the
+files).  An answer therefore never carries an absolute server path by default;
+``RankedItem.style_ids`` is non-empty exactly when the image is a render.
 
 Id types: user and item ids are strings; ``int`` (and numpy integer) ids are
 converted with ``str()`` (catalogues with integer ids, JSON clients); any other
@@ -96,6 +106,21 @@ class RankedItem(NamedTuple):
     run_id: str
 
 
+class Ranking(NamedTuple):
+    """A ranked answer that says when it fell back (what the HTTP front returns).
+
+    ``cold_start``: the user is unknown to the run (popularity order, default
+    segment).  ``unknown_items``: candidates unknown to the run, in input order;
+    they are not scored and not in ``items``.
+    """
+
+    run_id: str
+    user_id: str
+    items: list[RankedItem]
+    cold_start: bool
+    unknown_items: list[str]
+
+
 @dataclass(frozen=True, slots=True)
 class StyleScore:
     """A style a user prefers, with the affinity ``p_u . W c_s``."""
@@ -158,8 +183,10 @@ class RunSnapshot:
         render_uri: Mapping[tuple[int, int], str],
         code_projection: tuple[np.ndarray, ...] | None,
         prior: float,
+        render_dir: str | None = None,
     ) -> None:
         self.run_id = run_id
+        self.render_dir = render_dir  # where this run's renders live on the server
         n_items, n_seg = len(item_ids), len(segment_ids)
         self.user_row: dict[str, int] = dict(zip(user_ids, range(len(user_ids)), strict=True))
         self.user_factors = _ro(np.ascontiguousarray(user_factors, np.float32))
@@ -275,8 +302,9 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
     if "run_dir" not in params:
         raise ValueError(f"run {run_id!r}: params lack 'run_dir' (not a serving bundle)")
     run_dir = B.check_bundle(params["run_dir"])
-    root = render_root if render_root is not None else params.get("render_root")
-    root = None if root is None else str(root)
+    # Render URIs stay relative to the run's render folder unless a prefix is given:
+    # an answer must not leak (or depend on) where this server keeps its files.
+    root = None if render_root is None else str(render_root)
 
     model = B.read_model(run_dir)
     users = B.read_ids(run_dir / B.USER_MAP)
@@ -390,6 +418,7 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
         render_uri=renders,
         code_projection=code_proj,
         prior=prior,
+        render_dir=params.get("render_root"),
     )
     log.info("loaded run %s: %d users, %d items (%d cold, %d from image codes), "
              "%d segments, %d renders", run_id, len(users), len(item_ids), len(extra),
@@ -467,8 +496,10 @@ class PersonalizationService:
                    ) -> PersonalizationService:
         """Open the store at ``url`` (or use a ``Store``) and load ``run`` ("current" = published).
 
-        ``render_root`` overrides the run's ``render_root`` (e.g. a CDN URL
-        prefix); ``image_root`` prefixes relative catalogue image URIs.
+        ``render_root`` prefixes render URIs (a CDN URL, or the run's folder
+        :attr:`render_dir` for an in-process caller that opens the files; default:
+        relative to the render folder); ``image_root`` prefixes relative catalogue
+        image URIs.
         ``freeze_gc`` (for a process that exists to serve, such as ``stylerec
         serve``) calls :func:`freeze_gc_now` after this load and after every
         refresh; it is process-wide, hence off by default.
@@ -490,6 +521,11 @@ class PersonalizationService:
     def snapshot(self) -> RunSnapshot:
         """The current snapshot (what a call started now would answer from)."""
         return self._snap
+
+    @property
+    def render_dir(self) -> str | None:
+        """The served run's render folder on this machine (to open render files in process)."""
+        return self._snap.render_dir
 
     def refresh(self) -> bool:
         """Load the newly published run, if any, and swap it in; True when it changed.
@@ -570,15 +606,26 @@ class PersonalizationService:
         """Rank candidates for a user, best first, with the image to show.
 
         Duplicates are dropped (first occurrence kept); ties keep the input
-        order; ``k`` cuts the list (``None``: all).  Unknown items are placed
-        by the popularity prior with ``image_uri=None``; at most
+        order; ``k`` cuts the list (``None``: all).  Ids unknown to the run are
+        left out (:meth:`rank_response` lists them); at most
         :data:`MAX_CANDIDATES` ids per call (``ValueError`` beyond).
         """
         return self._rank(self._snap, _norm_id(user_id, "user_id"), candidate_item_ids, k,
                           experiment)
 
+    def rank_response(self, user_id: str | int, candidate_item_ids: Iterable[str | int],
+                      k: int | None = None, experiment: str | Experiment | None = None
+                      ) -> Ranking:
+        """:meth:`rank` plus the fallbacks: ``cold_start`` and the ``unknown_items``."""
+        snap = self._snap
+        uid = _norm_id(user_id, "user_id")
+        unknown: list[str] = []
+        items = self._rank(snap, uid, candidate_item_ids, k, experiment, unknown)
+        return Ranking(snap.run_id, uid, items, uid not in snap.user_row, unknown)
+
     def _rank(self, snap: RunSnapshot, uid: str, candidates: Iterable[Any], k: int | None,
-              experiment: str | Experiment | None) -> list[RankedItem]:
+              experiment: str | Experiment | None, unknown: list[str] | None = None
+              ) -> list[RankedItem]:
         if k is not None:
             self._check_k(k, 0)
         if hasattr(candidates, "__len__") and len(candidates) > MAX_CANDIDATES:  # type: ignore[arg-type]
@@ -586,11 +633,19 @@ class PersonalizationService:
         ids = list(dict.fromkeys(_norm_ids(candidates, "item_id")))
         if len(ids) > MAX_CANDIDATES:
             raise ValueError(f"{len(ids)} candidates; at most {MAX_CANDIDATES} per call")
+        if not ids:
+            return []
+        rows = np.fromiter(map(snap.item_row.get, ids, repeat(-1)), np.int64, len(ids))
+        if rows.min() < 0:  # ids unknown to the run: reported, never scored
+            known = np.flatnonzero(rows >= 0)
+            if unknown is not None:
+                unknown.extend(ids[j] for j in np.flatnonzero(rows < 0).tolist())
+            ids = [ids[j] for j in known.tolist()]
+            rows = rows[known]
         if not ids or k == 0:
             return []
         pu, seg, urow = snap.user_vector(uid)
         treated = self._treated(uid, experiment)
-        rows = np.fromiter(map(snap.item_row.get, ids, repeat(-1)), np.int64, len(ids))
         scores = snap.scores(rows, pu, urow, seg, treated)
         order = np.argsort(-scores, kind="stable")
         if k is not None:
@@ -618,6 +673,14 @@ class PersonalizationService:
         """
         return self._recommend(self._snap, _norm_id(user_id, "user_id"), k, exclude_seen,
                                experiment)
+
+    def recommend_response(self, user_id: str | int, k: int = 10, exclude_seen: bool = True,
+                           experiment: str | Experiment | None = None) -> Ranking:
+        """:meth:`recommend` plus ``cold_start`` (``unknown_items`` is always empty)."""
+        snap = self._snap
+        uid = _norm_id(user_id, "user_id")
+        items = self._recommend(snap, uid, k, exclude_seen, experiment)
+        return Ranking(snap.run_id, uid, items, uid not in snap.user_row, [])
 
     def _recommend(self, snap: RunSnapshot, uid: str, k: int, exclude_seen: bool,
                    experiment: str | Experiment | None) -> list[RankedItem]:
