@@ -33,7 +33,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, SyntheticRun
 
 @pytest.fixture(scope="module")
 def svc(world: tuple[Store, SyntheticRun]) -> PersonalizationService:
-    return PersonalizationService.from_store(world[0])
+    # An in-process caller that opens the render files asks for the run's folder as prefix;
+    # the default (relative references) is checked in test_answer_flags_and_relative_images.
+    return PersonalizationService.from_store(world[0], render_root=world[1].render_root)
 
 
 def _segment_embeddings(run: SyntheticRun) -> np.ndarray:
@@ -180,15 +182,13 @@ def test_ten_thousand_candidates_and_the_limit(svc: PersonalizationService,
     _, run = world
     uid = run.user_ids[9]
     cands = [f"x{n}" for n in range(10_000 - len(run.item_ids))] + run.item_ids
-    out = svc.rank(uid, cands)  # its latency is measured in benchmarks/bench_serving.py
-    assert len(out) == 10_000 and len({r.item_id for r in out}) == 10_000
-    scores = [r.score for r in out]
+    ans = svc.rank_response(uid, cands)  # its latency is measured in benchmarks/bench_serving.py
+    assert ans.items == svc.rank(uid, cands) and not ans.cold_start
+    # Ids unknown to the run are not scored: listed, in input order, beside the ranking.
+    assert ans.unknown_items == [c for c in cands if c.startswith("x")]
+    assert sorted(r.item_id for r in ans.items) == sorted(run.item_ids)
+    scores = [r.score for r in ans.items]
     assert scores == sorted(scores, reverse=True)
-    # Unknown ids sit at the prior, keep their input order, and have no image.
-    prior = float(np.mean(run.item_bias))
-    unknown = [r for r in out if r.item_id.startswith("x")]
-    assert all(r.score == pytest.approx(prior, abs=1e-6) and r.image_uri is None for r in unknown)
-    assert [r.item_id for r in unknown] == [c for c in cands if c.startswith("x")]
     with pytest.raises(ValueError, match="at most"):
         svc.rank(uid, [f"x{n}" for n in range(MAX_CANDIDATES + 1)])
 
@@ -211,9 +211,9 @@ def test_wrong_id_types(svc: PersonalizationService, world: tuple[Store, Synthet
     with pytest.raises(TypeError, match="list of ids"):
         svc.rank(uid, None)  # type: ignore[arg-type]
     # int ids are str()-ed: 12, np.int64(12) and "12" are the same (unknown) item.
-    out = svc.rank(uid, [12, np.int64(12), "12", run.item_ids[0]])
-    assert sorted(r.item_id for r in out) == sorted(["12", run.item_ids[0]])
-    assert svc.rank(7, ["7"]) == svc.rank("7", [7])
+    ans = svc.rank_response(uid, [12, np.int64(12), "12", run.item_ids[0]])
+    assert [r.item_id for r in ans.items] == [run.item_ids[0]] and ans.unknown_items == ["12"]
+    assert svc.rank_response(7, ["7"]) == svc.rank_response("7", [7])
     # numpy string arrays work as candidate lists.
     arr = np.asarray(run.item_ids[:20])
     assert svc.rank(uid, arr) == svc.rank(uid, run.item_ids[:20])
@@ -226,7 +226,10 @@ def test_unknown_user_gets_popularity_and_default_segment(
         pop = np.log1p(z["item_popularity"])
     sizes = np.bincount(run.segment_of_user, minlength=len(run.segment_ids))
     default = int(np.argmax(sizes))
-    out = svc.rank("never-seen", run.item_ids[:60])
+    ans = svc.rank_response("never-seen", run.item_ids[:60])
+    assert ans.cold_start and ans.unknown_items == [] and ans.user_id == "never-seen"
+    out = ans.items
+    assert out == svc.rank("never-seen", run.item_ids[:60])
     assert [r.item_id for r in out] == sorted(run.item_ids[:60], key=lambda i: -pop[int(i[1:])])
     assert all(r.segment_id == run.segment_ids[default] for r in out)
     for r in out:
@@ -234,6 +237,7 @@ def test_unknown_user_gets_popularity_and_default_segment(
         assert r.score == pytest.approx(pop[row])
         assert ("renders-a" in (r.image_uri or "")) == bool(run.rendered[row, default])
     rec = svc.recommend("never-seen", 10)
+    assert svc.recommend_response("never-seen", 10) == (run.run_id, "never-seen", rec, True, [])
     top = np.argsort(-pop, kind="stable")[:10]
     assert [r.item_id for r in rec] == [run.item_ids[i] for i in top]
     assert svc.segment_of("never-seen") == run.segment_ids[default]
@@ -253,7 +257,10 @@ def test_unknown_items_cold_catalogue_and_code_scores(
     code_of = dict(zip(ids, raw, strict=True))
     seg = int(run.segment_of_user[u])
     c = float(_segment_embeddings(run)[seg] @ p)
-    out = {r.item_id: r for r in svc.rank(run.user_ids[u], run.cold_item_ids + ["ghost"])}
+    ans = svc.rank_response(run.user_ids[u], run.cold_item_ids + ["ghost"])
+    # Cold catalogue items are known to the run (scored, with their image); "ghost" is not.
+    assert ans.unknown_items == ["ghost"] and not ans.cold_start
+    out = {r.item_id: r for r in ans.items}
     for n, cid in enumerate(run.cold_item_ids):
         r = out[cid]
         rendered = run.rendered[len(run.item_ids) + n, seg]
@@ -266,7 +273,7 @@ def test_unknown_items_cold_catalogue_and_code_scores(
         assert r.image_uri is not None and (("renders-a" in r.image_uri) == rendered)
         if not rendered:
             assert r.image_uri == f"a/img/{cid}.jpg"  # its original image
-    assert out["ghost"].image_uri is None and out["ghost"].score == pytest.approx(prior)
+    assert "ghost" not in out
     # score_new_items: the same formula for codes the run has never seen.
     got = svc.score_new_items(run.user_ids[u], raw[:3])
     std = ((raw[:3] - mean) @ mat - cmean) / cscale * np.sqrt(len(mean))
@@ -325,7 +332,7 @@ def test_user_styles(svc: PersonalizationService, world: tuple[Store, SyntheticR
 def test_experiment_control_users_get_originals(world: tuple[Store, SyntheticRun]) -> None:
     store, run = world
     exp = Experiment("restyle", {"control": 0.5, "treatment": 0.5}, salt="s1")
-    svc = PersonalizationService.from_store(store, experiments=[exp])
+    svc = PersonalizationService.from_store(store, experiments=[exp], render_root=run.render_root)
     arms = assign(run.user_ids, "restyle", {"control": 0.5, "treatment": 0.5}, salt="s1")
     assert {"control", "treatment"} <= set(arms)
     rendered_items = [run.item_ids[i] for i in np.flatnonzero(run.rendered[:300, 0])][:40]
@@ -366,7 +373,7 @@ def test_batch_forms_and_determinism(svc: PersonalizationService,
     pairs = [(u, run.item_ids[n]) for n, u in enumerate(users)] + [("x", "ghost")]
     assert svc.image_for_many(pairs) == [svc.image_for(u, i) for u, i in pairs]
     # A second service over the same store answers identically, call after call.
-    other = PersonalizationService.from_store(store)
+    other = PersonalizationService.from_store(store, render_root=run.render_root)
     for u, c in reqs:
         assert other.rank(u, c) == svc.rank(u, c) == svc.rank(u, c)
         assert other.recommend(u, 8) == svc.recommend(u, 8)
@@ -523,3 +530,33 @@ def test_freeze_gc_survives_refreshes_without_keeping_old_runs(tmp_path: Path) -
         assert svc.rank(b.user_ids[0], b.item_ids[:5])[0].run_id == b.run_id
     finally:
         gc.unfreeze()
+
+
+def test_answer_flags_and_relative_images(world: tuple[Store, SyntheticRun]) -> None:
+    """By default no answer carries a server path: renders relative to the render folder."""
+    store, run = world
+    svc = PersonalizationService.from_store(store)
+    assert svc.render_dir == run.render_root  # the folder, for in-process callers
+    u = 4
+    seg = int(run.segment_of_user[u])
+    ans = svc.rank_response(run.user_ids[u], run.item_ids[:80] + ["nope", run.item_ids[0]])
+    assert (ans.run_id, ans.user_id, ans.cold_start, ans.unknown_items) == (
+        run.run_id, run.user_ids[u], False, ["nope"])
+    assert len(ans.items) == 80
+    for r in ans.items:
+        row = int(r.item_id[1:])
+        key = f"a{row:07d}{seg:03d}"
+        want = f"{key[:2]}/{key}.webp" if run.rendered[row, seg] else f"a/img/{r.item_id}.jpg"
+        assert r.image_uri == want
+        assert bool(r.style_ids) == bool(run.rendered[row, seg])
+    uris = [r.image_uri for r in ans.items] + [
+        svc.image_for(run.user_ids[u], i) for i in run.item_ids[:80]]
+    assert not any(Path(x).is_absolute() or run.render_root in x for x in uris if x)
+    # A URL prefix (a CDN) makes them URLs.
+    cdn = PersonalizationService.from_store(store, render_root="https://cdn.example/r",
+                                            image_root="https://img.example")
+    for r in cdn.rank(run.user_ids[u], run.item_ids[:80]):
+        assert r.image_uri is None or r.image_uri.startswith(
+            "https://cdn.example/r/" if r.style_ids else "https://img.example/")
+    rec = svc.recommend_response(run.user_ids[u], 5)
+    assert not rec.cold_start and rec.unknown_items == [] and len(rec.items) == 5

@@ -75,6 +75,11 @@ def test_rank_matches_the_service(client: TestClient, svc: PersonalizationServic
         body = r.json()
         assert body["run_id"] == run.run_id and body["user_id"] == uid
         _same(body["items"], svc.rank(uid, cands))
+        # The answer says when it fell back: unknown user, unknown (unscored) candidates.
+        assert body["cold_start"] is (uid == "newcomer")
+        assert body["unknown_items"] == ["ghost"]
+        assert "ghost" not in {i["item_id"] for i in body["items"]}
+        assert len(body["items"]) == len(cands) - 1
     # k, experiment (control users get originals), integer ids.
     uid = run.user_ids[3]
     r = client.post("/rank", json={"user_id": uid, "candidates": cands, "k": 5,
@@ -85,9 +90,12 @@ def test_rank_matches_the_service(client: TestClient, svc: PersonalizationServic
     items = client.post("/rank", json={"user_id": control, "candidates": run.item_ids,
                                        "experiment": "restyle"}).json()["items"]
     assert all(i["style_ids"] == [] and "renders-h" not in (i["image_uri"] or "") for i in items)
-    r = client.post("/rank", json={"user_id": 7, "candidates": [1, "2", run.item_ids[0]]})
-    assert r.status_code == 200
-    _same(r.json()["items"], svc.rank("7", ["1", "2", run.item_ids[0]]))
+    # Integer ids are a client bug, not an id: 422 naming the field (README's promise).
+    msg = _error(client.post("/rank", json={"user_id": 7, "candidates": [run.item_ids[0]]}),
+                 "user_id")
+    assert "must be a string, got integer 7" in msg
+    _error(client.post("/rank", json={"user_id": "7", "candidates": [1, run.item_ids[0]]}),
+           "candidates")
 
 
 def test_duplicates_and_empty_candidates(client: TestClient, svc: PersonalizationService,
@@ -99,7 +107,9 @@ def test_duplicates_and_empty_candidates(client: TestClient, svc: Personalizatio
     assert [i["item_id"] for i in r.json()["items"]] == [x.item_id for x in svc.rank(uid, dup)]
     assert len(r.json()["items"]) == 5
     r = client.post("/rank", json={"user_id": uid, "candidates": []})
-    assert r.status_code == 200 and r.json() == {"run_id": run.run_id, "user_id": uid, "items": []}
+    assert r.status_code == 200 and r.json() == {"run_id": run.run_id, "user_id": uid,
+                                                 "cold_start": False, "unknown_items": [],
+                                                 "items": []}
 
 
 def test_recommend_matches_the_service(client: TestClient, svc: PersonalizationService,
@@ -108,6 +118,7 @@ def test_recommend_matches_the_service(client: TestClient, svc: PersonalizationS
     for uid in (run.user_ids[2], "stranger"):
         body = client.post("/recommend", json={"user_id": uid}).json()
         _same(body["items"], svc.recommend(uid, 10))
+        assert body["cold_start"] is (uid == "stranger") and body["unknown_items"] == []
         assert len(body["items"]) == 10
         body = client.post("/recommend", json={"user_id": uid, "k": 3, "exclude_seen": False,
                                                "experiment": "restyle"}).json()
@@ -130,18 +141,18 @@ def _error(r: Any, field: str) -> str:
     return " ".join(d["msg"] for d in hit)
 
 
-@pytest.mark.parametrize("bad", [1.5, None, True, ["u0000000"], {"id": 1}])
+@pytest.mark.parametrize("bad", [42, 1.5, None, True, ["u0000000"], {"id": 1}])
 def test_wrong_user_id_types_are_422(client: TestClient, bad: Any) -> None:
     for path, extra in (("/rank", {"candidates": ["i000001"]}), ("/recommend", {})):
         msg = _error(client.post(path, json={"user_id": bad, **extra}), "user_id")
-        assert "must be a string or an integer, got " in msg
+        assert "must be a string, got " in msg
         assert json.dumps(bad)[:20] in msg  # names the offending value as sent
 
 
 def test_wrong_candidate_types_are_422(client: TestClient) -> None:
     msg = _error(client.post("/rank", json={"user_id": "u1", "candidates": ["i1", 2.5]}),
                  "candidates")
-    assert "string or an integer" in msg and "2.5" in msg
+    assert "must be a string" in msg and "2.5" in msg
     r = client.post("/rank", json={"user_id": "u1", "candidates": ["i1", None]})
     assert [str(x) for x in r.json()["detail"][0]["loc"]] == ["body", "candidates", "1"]
     assert "valid list" in _error(client.post("/rank", json={"user_id": "u1",
@@ -180,12 +191,12 @@ def test_service_errors_become_422_not_500(svc: PersonalizationService) -> None:
         raise ValueError("run xyz: something the service refused")
 
     with TestClient(app) as c:
-        orig = svc.rank
-        svc.rank = broken  # type: ignore[method-assign]
+        orig = svc.rank_response
+        svc.rank_response = broken  # type: ignore[method-assign]
         try:
             r = c.post("/rank", json={"user_id": "u", "candidates": ["i"]})
         finally:
-            svc.rank = orig  # type: ignore[method-assign]
+            svc.rank_response = orig  # type: ignore[method-assign]
     assert r.status_code == 422 and "something the service refused" in r.text
 
 
@@ -227,10 +238,12 @@ def test_stylerec_serve_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             seen["rank"] = c.post("/rank", json={"user_id": run.user_ids[0],
                                                  "candidates": run.item_ids,
                                                  "experiment": "restyle"}).json()
+            seen["big"] = c.post("/rank", json={"user_id": "u", "candidates": ["i"] * 2000})
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
     try:
-        assert main(["serve", "--db", db, "--port", "8123", "--experiments", str(exps)]) == 0
+        assert main(["serve", "--db", db, "--port", "8123", "--experiments", str(exps),
+                     "--max-body-bytes", "5000"]) == 0
     finally:
         gc.unfreeze()  # gc.freeze is process-wide: do not leave pytest's objects frozen
     assert seen["frozen"] > 0
@@ -239,6 +252,13 @@ def test_stylerec_serve_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     # The experiment file's all-control split reaches the service: originals only.
     assert all(i["style_ids"] == [] for i in seen["rank"]["items"])
     assert run.run_id in capsys.readouterr().out
+    assert seen["big"].status_code == 413  # --max-body-bytes reached the app
+    assert not any(i["image_uri"].startswith("/") for i in seen["rank"]["items"])
+    # Answers leave the machine: a server path as prefix is refused, a URL is fine.
+    assert main(["serve", "--db", db, "--render-root", str(tmp_path / "renders")]) == 2
+    assert "not a server path" in capsys.readouterr().err
+    assert main(["serve", "--db", db, "--max-body-bytes", "0"]) == 2
+    assert "--max-body-bytes" in capsys.readouterr().err
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"name": "x", "variants": {"holdout": 1.0}}]))
@@ -253,3 +273,58 @@ def test_stylerec_serve_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # serve extra absent
     assert main(["serve", "--db", db]) == 2
     assert "pip install 'stylerec[serve]'" in capsys.readouterr().err
+
+
+def test_image_uris_are_never_server_paths(client: TestClient,
+                                           world: tuple[Store, SyntheticRun]) -> None:
+    _, run = world
+    items = []
+    for uid in (*run.user_ids[:6], "newcomer"):
+        for path, body in (("/rank", {"user_id": uid, "candidates": run.item_ids}),
+                           ("/recommend", {"user_id": uid, "k": 50})):
+            items += client.post(path, json=body).json()["items"]
+    uris = [i["image_uri"] for i in items if i["image_uri"]]
+    assert sum(bool(i["style_ids"]) for i in items) > 20  # renders among them
+    assert not any(u.startswith("/") or run.render_root in u for u in uris), uris[:3]
+    for i in items:  # renders: <key[:2]>/<key>.webp under the render root
+        if i["style_ids"]:
+            assert i["image_uri"].endswith(".webp") and i["image_uri"].count("/") == 1
+        elif i["image_uri"]:
+            assert i["image_uri"] == f"h/img/{i['item_id']}.jpg"
+
+
+def test_body_limit_is_413(svc: PersonalizationService,
+                           world: tuple[Store, SyntheticRun]) -> None:
+    _, run = world
+    with TestClient(create_app(svc, max_body_bytes=2000)) as c:
+        small = {"user_id": run.user_ids[0], "candidates": run.item_ids[:20]}
+        assert c.post("/rank", json=small).status_code == 200
+        big = {"user_id": run.user_ids[0], "candidates": run.item_ids * 2}
+        r = c.post("/rank", json=big)
+        assert r.status_code == 413 and "exceeds 2000 bytes" in r.text
+        # Without a Content-Length (chunked upload), the limit holds while reading.
+        chunks = (b'{"user_id": "u", "candidates": [' + b'"i000001",' * 50 for _ in range(10))
+        r = c.post("/rank", content=chunks, headers={"content-type": "application/json"})
+        assert r.status_code == 413
+    # The default is 1 MiB: a 2 MB body is refused before it is parsed.
+    with TestClient(create_app(svc)) as c:
+        r = c.post("/rank", content=b'{"user_id": "' + b"u" * 2_000_000 + b'"}',
+                   headers={"content-type": "application/json"})
+        assert r.status_code == 413 and len(r.content) < 500
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        create_app(svc, max_body_bytes=0)
+
+
+def test_422_names_the_field_without_echoing_the_input(svc: PersonalizationService) -> None:
+    with TestClient(create_app(svc, max_body_bytes=64 << 20)) as c:
+        huge = "x" * (10 << 20)
+        for body, field in (({"user_id": "u", "candidates": ["i1"], "k": huge}, "k"),
+                            ({"user_id": [huge], "candidates": ["i1"]}, "user_id"),
+                            ({"user_id": "u", "candidates": ["i1"], huge[:1000]: 1},
+                             huge[:1000]),
+                            ({"user_id": "u", "candidates": [1.5] * 200_000}, "candidates")):
+            r = c.post("/rank", json=body)
+            assert r.status_code == 422
+            assert len(r.content) < 8_000, (field[:10], len(r.content))
+            assert "x" * 41 not in r.text
+            assert all(set(d) == {"loc", "msg", "type"} for d in r.json()["detail"])

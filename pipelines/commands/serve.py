@@ -36,8 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--refresh-interval", type=float, default=60.0, metavar="SECONDS",
         help="poll the store for a newly published run this often; 0 = never (default 60)",
     )
-    p.add_argument("--render-root", help="prefix for render URIs (e.g. a CDN URL); default the run's")
-    p.add_argument("--image-root", help="prefix for relative catalogue image URIs")
+    p.add_argument("--render-root",
+                   help="URL prefix for render URIs (e.g. https://cdn.example/renders); "
+                        "default: paths relative to the run's render folder")
+    p.add_argument("--image-root",
+                   help="URL prefix for catalogue image URIs; default: paths relative to the "
+                        "image root")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, metavar="N",
+                   help="largest request body accepted; bigger ones get 413 (default 1 MiB)")
     p.add_argument(
         "--experiments", type=Path, metavar="FILE",
         help='JSON list of live experiments: [{"name", "variants": {arm: weight}, "salt", '
@@ -100,6 +106,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.refresh_interval < 0:
         raise ValueError(f"--refresh-interval must be >= 0, got {args.refresh_interval}")
+    if args.max_body_bytes < 1:
+        raise ValueError(f"--max-body-bytes must be >= 1, got {args.max_body_bytes}")
+    for name, root in (("--render-root", args.render_root), ("--image-root", args.image_root)):
+        # Answers go to other machines: a server path would leak and mean nothing there.
+        if root and "://" not in root and Path(root).is_absolute():
+            raise ValueError(f"{name} must be a URL or a relative prefix, not a server path "
+                             f"({root})")
     experiments = _experiments(args.experiments)
     set_search_threads(args.search_threads)
     service = PersonalizationService.from_store(
@@ -108,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     )
     # A pinned run (--run ID) must stay pinned: only "current" follows publishes.
     interval = args.refresh_interval if args.run == "current" else 0.0
-    app = create_app(service, refresh_interval_s=interval or None)
+    app = create_app(service, refresh_interval_s=interval or None,
+                     max_body_bytes=args.max_body_bytes)
     print(f"serving run {service.run_id} on http://{args.host}:{args.port}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -6,26 +6,30 @@ a test that treats each impression as an independent Bernoulli trial (the
 textbook two-proportion z-test on impression counts) underestimates the
 variance and reports false positives far more often than its nominal α.
 
-So every metric is first aggregated per user (:func:`user_table`), and:
+So every metric is first aggregated per user (:func:`user_table`), and each
+metric's p-value, difference interval and relative-lift interval come from one
+test statistic (:mod:`recsys.experiments.estimators`): the relative interval is
+Fieller's inversion of the difference test, so it excludes 0 exactly when
+``p < alpha``.
 
 * **CTR** is a *ratio metric*: ``sum(clicks) / sum(impressions)`` over an arm's
   users, a ratio of two user-level means.  Its variance comes from the delta
   method applied to that ratio of means (Deng et al., "Applying the Delta
   Method in Metric Analytics", 2018), which accounts for the per-user
-  clustering; the relative lift ``CTR_t / CTR_c - 1`` gets its interval from the
-  delta method again (first-order expansion in both arms, which are independent).
+  clustering; the test is the z-test of the difference of the two ratios.
 * **Per-user means** (clicks per user, revenue per user) are plain means of
-  independent user values: Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``)
-  for the p-value, since the arms' variances differ when the treatment works.
+  independent user values: Welch's t (the arms' variances differ when the
+  treatment works), with Welch's degrees of freedom in the intervals too.
 * **Proportions of users** (users who converted) are independent Bernoulli per
-  user: the two-proportion z-test applies.
+  user: the unpooled two-proportion z-test.
 * A non-parametric **bootstrap** over users (``scipy.stats.bootstrap``, percentile
-  method) is reported beside the delta-method interval as a check on the
-  normal approximation for skewed metrics such as revenue.
-* **CUPED** (Deng et al. 2013) subtracts ``theta * (x - mean(x))`` where ``x`` is
-  the same metric in a pre-period: unbiased because the pre-period cannot be
-  affected by the assignment, and it removes the part of the variance that is
-  just "heavy users stay heavy".
+  method) is reported beside the interval as a check on the normal
+  approximation for skewed metrics such as revenue; it gives no p-value.
+* **CUPED** (Deng et al. 2013) compares ``mean(y - theta x)`` between the arms,
+  where ``x`` is the same metric in a pre-period: unbiased because the
+  pre-period cannot be affected by the assignment, and it removes the part of
+  the variance that is just "heavy users stay heavy".  ``theta`` minimises the
+  variance of the difference; the relative lift divides by the raw control mean.
 * **SRM**: a chi-square goodness-of-fit test (``scipy.stats.chisquare``) of the
   users per arm against the configured split.  The customary threshold is
   ``p < 0.001``: the check runs on every experiment, so a strict threshold keeps
@@ -46,6 +50,21 @@ import pandas as pd
 from scipy import stats
 
 from recsys.experiments.assignment import HOLDOUT
+from recsys.experiments.estimators import (
+    LiftEstimate,
+    bootstrap_lift_ci,
+    cuped_adjust,
+    cuped_lift,
+    mean_lift,
+    proportion_lift,
+    ratio_lift,
+)
+
+__all__ = [
+    "ABReport", "LiftEstimate", "SRMResult", "SRM_THRESHOLD", "analyze", "bootstrap_lift_ci",
+    "cumulative_lift", "cuped_adjust", "mean_lift", "metric_table", "pre_period_metrics",
+    "proportion_lift", "ratio_lift", "segment_table", "srm_check", "user_table",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,182 +78,7 @@ CLICK = "click"
 PURCHASE = "purchase"
 
 
-# --------------------------------------------------------------------------- core statistics
-
-
-@dataclass(frozen=True)
-class LiftEstimate:
-    """Relative lift of a treatment over control, with its interval and p-value."""
-
-    control: float
-    treatment: float
-    lift: float
-    se: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    test: str
-
-
-def _z(alpha: float) -> float:
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    return float(stats.norm.ppf(1.0 - alpha / 2.0))
-
-
-def _ratio_var(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
-    """Ratio of means ``R = mean(num)/mean(den)`` and its delta-method variance.
-
-    ``Var(R) ≈ (s_xx - 2 R s_xy + R² s_yy) / (n · mean(den)²)`` where the ``s``
-    are the user-level sample (co)variances.
-    """
-    n = num.shape[0]
-    if n < 2:
-        return float("nan"), float("nan")
-    mx, my = num.mean(), den.mean()
-    if my <= 0:
-        return float("nan"), float("nan")
-    r = mx / my
-    dx, dy = num - mx, den - my
-    sxx = (dx @ dx) / (n - 1)
-    syy = (dy @ dy) / (n - 1)
-    sxy = (dx @ dy) / (n - 1)
-    var = (sxx - 2.0 * r * sxy + r * r * syy) / (n * my * my)
-    return float(r), float(max(var, 0.0))
-
-
-def _lift_from(
-    r_c: float, v_c: float, r_t: float, v_t: float, alpha: float, p_value: float | None, test: str
-) -> LiftEstimate:
-    """Delta-method interval for ``r_t / r_c - 1`` from two independent estimates."""
-    if not (r_c > 0 and np.isfinite(v_c) and np.isfinite(v_t)):
-        nan = float("nan")
-        return LiftEstimate(r_c, r_t, nan, nan, nan, nan, nan, test)
-    lift = r_t / r_c - 1.0
-    se = float(np.sqrt(v_t / r_c**2 + (r_t**2) * v_c / r_c**4))
-    z = _z(alpha)
-    if p_value is None:
-        p_value = float(2.0 * stats.norm.sf(abs(lift) / se)) if se > 0 else float(lift == 0)
-    return LiftEstimate(r_c, r_t, lift, se, lift - z * se, lift + z * se, float(p_value), test)
-
-
-def ratio_lift(
-    num_t: np.ndarray,
-    den_t: np.ndarray,
-    num_c: np.ndarray,
-    den_c: np.ndarray,
-    alpha: float = 0.05,
-) -> LiftEstimate:
-    """Lift of a ratio metric (e.g. CTR = clicks / impressions) from per-user arrays.
-
-    The p-value is the z-test of the *difference* ``R_t - R_c`` with the
-    delta-method variances ``V_t + V_c``.  Testing ``lift / se(lift)`` instead
-    would be equivalent under H0 but loses power under H1 (its variance carries
-    an extra ``(R_t / R_c)²`` on the control term): at the calculator's sample
-    size it reached 0.79 power where the difference test reaches 0.80.  The
-    interval for the relative lift is the delta-method one; both agree on
-    significance except within a hair of the boundary.
-    """
-    r_t, v_t = _ratio_var(np.asarray(num_t, float), np.asarray(den_t, float))
-    r_c, v_c = _ratio_var(np.asarray(num_c, float), np.asarray(den_c, float))
-    p = None
-    if np.isfinite(v_t) and np.isfinite(v_c) and v_t + v_c > 0:
-        p = float(2.0 * stats.norm.sf(abs(r_t - r_c) / np.sqrt(v_t + v_c)))
-    return _lift_from(r_c, v_c, r_t, v_t, alpha, p, "delta-method z")
-
-
-def mean_lift(y_t: np.ndarray, y_c: np.ndarray, alpha: float = 0.05) -> LiftEstimate:
-    """Lift of a per-user mean (clicks or revenue per user); Welch's t p-value."""
-    y_t = np.asarray(y_t, float)
-    y_c = np.asarray(y_c, float)
-    if y_t.size < 2 or y_c.size < 2:
-        nan = float("nan")
-        return LiftEstimate(nan, nan, nan, nan, nan, nan, nan, "welch t")
-    m_t, m_c = float(y_t.mean()), float(y_c.mean())
-    v_t = float(y_t.var(ddof=1)) / y_t.size
-    v_c = float(y_c.var(ddof=1)) / y_c.size
-    if v_t + v_c > 0:
-        p = float(stats.ttest_ind(y_t, y_c, equal_var=False).pvalue)
-    else:
-        p = float(m_t == m_c)
-    return _lift_from(m_c, v_c, m_t, v_t, alpha, p, "welch t")
-
-
-def proportion_lift(
-    x_t: int, n_t: int, x_c: int, n_c: int, alpha: float = 0.05
-) -> LiftEstimate:
-    """Lift of a proportion of users (e.g. users who bought); two-proportion z-test."""
-    if min(n_t, n_c) < 1:
-        nan = float("nan")
-        return LiftEstimate(nan, nan, nan, nan, nan, nan, nan, "two-proportion z")
-    p_t, p_c = x_t / n_t, x_c / n_c
-    pooled = (x_t + x_c) / (n_t + n_c)
-    se0 = np.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_c))
-    p = float(2.0 * stats.norm.sf(abs(p_t - p_c) / se0)) if se0 > 0 else float(p_t == p_c)
-    return _lift_from(p_c, p_c * (1 - p_c) / n_c, p_t, p_t * (1 - p_t) / n_t, alpha, p,
-                      "two-proportion z")
-
-
-def bootstrap_lift_ci(
-    num_t: np.ndarray,
-    den_t: np.ndarray,
-    num_c: np.ndarray,
-    den_c: np.ndarray,
-    alpha: float = 0.05,
-    n_resamples: int = 2000,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``ratio_t / ratio_c - 1``, resampling users.
-
-    Users (not impressions) are resampled, with each arm resampled on its own,
-    by handing ``scipy.stats.bootstrap`` the per-arm user *indices*: that keeps
-    each user's numerator and denominator together.  For a per-user mean pass
-    ``den = ones``.  Percentile rather than BCa because BCa's jackknife is
-    quadratic in the number of users.
-    """
-    num_t, den_t = np.asarray(num_t, float), np.asarray(den_t, float)
-    num_c, den_c = np.asarray(num_c, float), np.asarray(den_c, float)
-    if min(num_t.size, num_c.size) < 2:
-        return float("nan"), float("nan")
-
-    def statistic(i_t: np.ndarray, i_c: np.ndarray, axis: int = -1) -> np.ndarray:
-        r_t = num_t[i_t].sum(axis=axis) / den_t[i_t].sum(axis=axis)
-        r_c = num_c[i_c].sum(axis=axis) / den_c[i_c].sum(axis=axis)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return r_t / r_c - 1.0
-
-    batch = max(1, int(4_000_000 // max(num_t.size, num_c.size)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        res = stats.bootstrap(
-            (np.arange(num_t.size), np.arange(num_c.size)),
-            statistic,
-            n_resamples=n_resamples,
-            confidence_level=1.0 - alpha,
-            method="percentile",
-            vectorized=True,
-            paired=False,
-            batch=batch,
-            rng=np.random.default_rng(seed),
-        )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def cuped_adjust(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
-    """CUPED: ``y - theta (x - mean x)`` with ``theta = cov(x, y) / var(x)``.
-
-    ``theta`` is fitted on all users of both arms together: the pre-period
-    covariate is independent of assignment, so pooling keeps the adjustment
-    unbiased and gives both arms the same correction.
-    """
-    y = np.asarray(y, float)
-    x = np.asarray(x, float)
-    if y.shape != x.shape:
-        raise ValueError(f"CUPED: metric and covariate lengths differ ({y.shape} vs {x.shape})")
-    vx = float(x.var(ddof=1)) if x.size > 1 else 0.0
-    if vx <= 0:
-        return y.copy(), 0.0
-    theta = float(np.cov(x, y, ddof=1)[0, 1] / vx)
-    return y - theta * (x - x.mean()), theta
+# --------------------------------------------------------------------------- SRM
 
 
 @dataclass(frozen=True)
@@ -476,6 +320,9 @@ def _row(metric: str, variant: str, est: LiftEstimate, n_c: int, n_t: int,
         "lift": est.lift,
         "ci_low": est.ci_low,
         "ci_high": est.ci_high,
+        "diff": est.diff,
+        "diff_low": est.diff_low,
+        "diff_high": est.diff_high,
         "boot_low": boot[0] if boot else np.nan,
         "boot_high": boot[1] if boot else np.nan,
         "p_value": est.p_value,
@@ -496,21 +343,23 @@ def metric_table(
     Rows: ``ctr`` (ratio metric, delta method), ``clicks_per_user`` (Welch),
     ``cvr`` (share of users who bought, two-proportion z), ``revenue_per_user``
     when prices exist (Welch), and ``*_cuped`` rows for the per-user metrics
-    when ``pre_period`` (from :func:`pre_period_metrics`) is given.  Set
-    ``n_bootstrap=0`` to skip the bootstrap columns.
+    when ``pre_period`` (from :func:`pre_period_metrics`) is given (with their
+    ``theta`` and ``variance_reduction`` of the difference).  ``lift`` with
+    ``ci_low``/``ci_high`` (NaN when the control mean is not distinguishable from
+    zero, so that no bounded relative interval exists) and ``diff`` with
+    ``diff_low``/``diff_high`` are inversions of the test giving ``p_value``.
+    Set ``n_bootstrap=0`` to skip the bootstrap columns.
     """
     if control not in set(users["variant"]):
         raise ValueError(f"control arm {control!r} has no users (arms: {sorted(set(users['variant']))})")
     c = users[users["variant"] == control]
     rows: list[dict[str, Any]] = []
     has_rev = "revenue" in users.columns
-    adj: dict[str, np.ndarray] = {}
+    pre: dict[str, np.ndarray] = {}
     if pre_period is not None:
         for m in ("clicks", "revenue"):
             if m in users.columns and m in pre_period.columns:
-                x = pre_period[m].reindex(users.index, fill_value=0).to_numpy(float)
-                y_adj, theta = cuped_adjust(users[m].to_numpy(float), x)
-                adj[m] = y_adj
+                pre[m] = pre_period[m].reindex(users.index, fill_value=0).to_numpy(float)
 
     def bs(nt: np.ndarray, dt: np.ndarray, nc: np.ndarray, dc: np.ndarray) -> tuple[float, float] | None:
         if n_bootstrap <= 0:
@@ -537,12 +386,13 @@ def metric_table(
                              bs(rt, one_t, rc, one_c)))
         mask_t = (users["variant"] == variant).to_numpy()
         mask_c = (users["variant"] == control).to_numpy()
-        for m, y in adj.items():
+        for m, x in pre.items():
             name = "clicks_per_user_cuped" if m == "clicks" else "revenue_per_user_cuped"
-            est = mean_lift(y[mask_t], y[mask_c], alpha)
-            raw = users[m].to_numpy(float)
+            y = users[m].to_numpy(float)
+            est, theta, reduction = cuped_lift(y[mask_t], x[mask_t], y[mask_c], x[mask_c], alpha)
             row = _row(name, variant, est, n_c, n_t, None)
-            row["variance_reduction"] = 1.0 - float(np.var(y, ddof=1) / np.var(raw, ddof=1)) if np.var(raw) > 0 else 0.0
+            row["theta"] = theta
+            row["variance_reduction"] = reduction
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -558,7 +408,8 @@ def segment_table(users: pd.DataFrame, control: str = "control", alpha: float = 
     rows = []
     if "segment_id" not in users.columns or users["segment_id"].isna().all():
         return pd.DataFrame(columns=["segment_id", "variant", "users_control", "users_variant",
-                                     "control", "value", "lift", "ci_low", "ci_high", "p_value"])
+                                     "control", "value", "lift", "ci_low", "ci_high", "diff", "diff_low",
+                                     "diff_high", "p_value"])
     for seg, g in users.groupby("segment_id", sort=True):
         c = g[g["variant"] == control]
         for variant in sorted(set(g["variant"]) - {control}):
@@ -568,6 +419,7 @@ def segment_table(users: pd.DataFrame, control: str = "control", alpha: float = 
             rows.append({"segment_id": seg, "variant": variant, "users_control": len(c),
                          "users_variant": len(t), "control": est.control, "value": est.treatment,
                          "lift": est.lift, "ci_low": est.ci_low, "ci_high": est.ci_high,
+                         "diff": est.diff, "diff_low": est.diff_low, "diff_high": est.diff_high,
                          "p_value": est.p_value})
     return pd.DataFrame(rows)
 

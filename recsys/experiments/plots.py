@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 
 def plot_lifts(table: pd.DataFrame, title: str = "") -> Figure:
-    """Relative lift of each metric with its delta-method (and bootstrap) interval."""
+    """Relative lift of each metric with its interval (the test's inversion) and the bootstrap check."""
     rows = table.dropna(subset=["lift"]).reset_index(drop=True)
     fig = Figure(figsize=(7, 0.6 * max(len(rows), 1) + 1.4))
     ax = fig.add_subplot()
@@ -24,7 +24,8 @@ def plot_lifts(table: pd.DataFrame, title: str = "") -> Figure:
     lift = rows["lift"].to_numpy(float) * 100
     lo = rows["ci_low"].to_numpy(float) * 100
     hi = rows["ci_high"].to_numpy(float) * 100
-    ax.errorbar(lift, y, xerr=[lift - lo, hi - lift], fmt="o", capsize=4, label="delta method")
+    ax.errorbar(lift, y, xerr=[lift - lo, hi - lift], fmt="o", capsize=4,
+                label="interval of the test (Fieller)")
     if "boot_low" in rows.columns and rows["boot_low"].notna().any():
         bl = rows["boot_low"].to_numpy(float) * 100
         bh = rows["boot_high"].to_numpy(float) * 100

@@ -37,8 +37,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from recsys.experiments.analysis import ratio_lift
 from recsys.experiments.assignment import assign
+from recsys.experiments.estimators import ratio_lift
 
 log = logging.getLogger(__name__)
 

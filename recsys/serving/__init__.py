@@ -4,8 +4,9 @@ from recsys.serving.service import (
     MAX_CANDIDATES,
     PersonalizationService,
     RankedItem,
+    Ranking,
     RunSnapshot,
     StyleScore,
 )
 
-__all__ = ["MAX_CANDIDATES", "PersonalizationService", "RankedItem", "RunSnapshot", "StyleScore"]
+__all__ = ["MAX_CANDIDATES", "PersonalizationService", "RankedItem", "Ranking", "RunSnapshot", "StyleScore"]

@@ -9,19 +9,29 @@ are the same by construction and the tests compare them one to one.
 Endpoints (JSON in, JSON out):
 
 * ``POST /rank`` ``{"user_id", "candidates": [...], "k": null, "experiment": null}``
-  -> ``{"run_id", "user_id", "items": [{item_id, score, image_uri, segment_id, style_ids}]}``;
+  -> ``{"run_id", "user_id", "cold_start", "unknown_items", "items": [{item_id, score,
+  image_uri, segment_id, style_ids}]}``: ``cold_start`` is true when the user is
+  unknown to the run (popularity order, default segment); candidates unknown to the
+  run are listed in ``unknown_items`` and not scored;
 * ``POST /recommend`` ``{"user_id", "k": 10, "exclude_seen": true, "experiment": null}``
-  -> the same shape;
+  -> the same shape (``unknown_items`` empty);
 * ``GET /health`` -> ``{"status": "ok", "run_id", "users", "items", "segments", "renders"}``.
 
-Request validation: ids are JSON strings or integers (integers are turned
-into strings, as in the Python API); floats, booleans, null, lists and
-objects are refused with 422 and a message naming the field and the value.
-``k`` must be an integer (``true``/``2.0`` are refused), candidate lists are
-capped at :data:`~recsys.serving.MAX_CANDIDATES`, unknown fields are refused
-(a typo such as ``"candidate"`` must not silently rank nothing).  Errors the
-service itself raises (``TypeError``/``ValueError``) also become 422 with
-their message, never a 500 with a traceback.
+``image_uri`` is relative to the render root (renders: ``style_ids`` non-empty)
+or to the image root (originals), or a URL when the service was given URL
+prefixes; never an absolute path of this server.
+
+Request validation: ids are JSON strings (``42`` is refused: a client that
+sends numbers has a bug worth seeing, and ``1.0`` vs ``1`` would name different
+items); other types are refused with 422 and a message naming the field.  ``k``
+must be an integer (``true``/``2.0`` are refused), candidate lists are capped at
+:data:`~recsys.serving.MAX_CANDIDATES`, unknown fields are refused (a typo such
+as ``"candidate"`` must not silently rank nothing).  Errors the service itself
+raises (``TypeError``/``ValueError``) also become 422 with their message, never
+a 500 with a traceback.  A 422 never echoes the request: each error carries
+``loc``, ``msg`` and ``type`` only, and a message quotes at most
+:data:`QUOTE_CHARS` characters of a value.  Bodies over ``max_body_bytes``
+(default :data:`MAX_BODY_BYTES`) get 413 before any parsing.
 
 Requires the ``serve`` extra (``pip install 'stylerec[serve]'``); nothing else
 in the package imports this module.
@@ -35,25 +45,41 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsys.serving.service import MAX_CANDIDATES, PersonalizationService, RankedItem
+from recsys.serving.service import MAX_CANDIDATES, PersonalizationService, Ranking
+
+MAX_BODY_BYTES = 1 << 20
+"""Default request body limit (1 MiB): a 100k-candidate list of short ids fits."""
+
+QUOTE_CHARS = 40
+"""At most this many characters of an offending value appear in an error message."""
+
+
+def _quote(value: Any) -> str:
+    try:
+        shown = json.dumps(value)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    return _clip(shown)
+
+
+def _clip(text: str) -> str:
+    """A field name as sent, cut to :data:`QUOTE_CHARS` (an unknown key can be huge)."""
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 3] + "..."
 
 
 def _id_value(value: Any) -> str:
-    """Accept a JSON string or integer id (int -> str); refuse every other type by name."""
+    """Accept a JSON string id; refuse every other type by name (integers included)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    kinds = {type(None): "null", bool: "boolean", float: "number", list: "array", dict: "object"}
+    kinds = {type(None): "null", bool: "boolean", int: "integer", float: "number",
+             list: "array", dict: "object"}
     kind = kinds.get(type(value), type(value).__name__)
-    try:
-        shown = json.dumps(value)[:80]
-    except (TypeError, ValueError):
-        shown = repr(value)[:80]
-    raise ValueError(f"an id must be a string or an integer, got {kind} {shown}")
+    raise ValueError(f"an id must be a string, got {kind} {_quote(value)}")
 
 
 Id = Annotated[str, BeforeValidator(_id_value)]
@@ -93,10 +119,12 @@ class RankedItemOut(BaseModel):
 
 
 class RankingResponse(BaseModel):
-    """Answer of ``/rank`` and ``/recommend``: items best first, from one run."""
+    """Answer of ``/rank`` and ``/recommend``: items best first, from one run, and the fallbacks."""
 
     run_id: str
     user_id: str
+    cold_start: bool
+    unknown_items: list[str]
     items: list[RankedItemOut]
 
 
@@ -111,23 +139,76 @@ class HealthResponse(BaseModel):
     renders: int
 
 
-def _response(svc: PersonalizationService, user_id: str, items: list[RankedItem]) -> dict[str, Any]:
-    # An empty answer has no item to name its run; the served run is the honest answer then.
-    run_id = items[0].run_id if items else svc.run_id
+def _response(ans: Ranking) -> dict[str, Any]:
     return {
-        "run_id": run_id,
-        "user_id": user_id,
+        "run_id": ans.run_id,
+        "user_id": ans.user_id,
+        "cold_start": ans.cold_start,
+        "unknown_items": ans.unknown_items,
         "items": [
             {"item_id": r.item_id, "score": r.score, "image_uri": r.image_uri,
              "segment_id": r.segment_id, "style_ids": list(r.style_ids)}
-            for r in items
+            for r in ans.items
         ],
     }
 
 
-def create_app(service: PersonalizationService, refresh_interval_s: float | None = None
-               ) -> FastAPI:
-    """A FastAPI app answering from ``service``.
+def _error(status: int, loc: list[Any], msg: str, kind: str) -> JSONResponse:
+    return JSONResponse(status_code=status,
+                        content={"detail": [{"loc": loc, "msg": msg, "type": kind}]})
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over ``max_bytes``, before anything parses it.
+
+    A declared ``Content-Length`` over the limit is refused at once; a chunked
+    body is read up to the limit and refused as soon as it passes it, so a
+    client cannot make the server hold more than ``max_bytes`` of one request.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_big = _error(413, ["body"], f"request body exceeds {self.max_bytes} bytes",
+                         "body_too_large")
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await too_big(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await too_big(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def create_app(service: PersonalizationService, refresh_interval_s: float | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """A FastAPI app answering from ``service``; bodies over ``max_body_bytes`` get 413.
 
     ``refresh_interval_s`` starts the service's auto-refresh poller when the
     app starts and stops it at shutdown (``None``: the served run never
@@ -150,29 +231,38 @@ def create_app(service: PersonalizationService, refresh_interval_s: float | None
         description="Ranks items for a shopper and says which image (render) to show.",
         lifespan=lifespan,
     )
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
     app.state.service = service
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default answer carries each error's "input" (and "ctx"): the
+        # offending value, however large. Keep where and what, never the input.
+        detail = [{"loc": [x if isinstance(x, int) else _clip(str(x)) for x in e.get("loc", ())],
+                   "msg": str(e.get("msg", "invalid"))[:300],
+                   "type": str(e.get("type", "value_error"))} for e in exc.errors()[:20]]
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.exception_handler(TypeError)
     @app.exception_handler(ValueError)
     async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
-        # Same shape as FastAPI's own validation errors, so clients parse one format.
-        return JSONResponse(
-            status_code=422,
-            content={"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]},
-        )
+        # Same shape as the validation errors, so clients parse one format.
+        return _error(422, ["body"], str(exc)[:300], "value_error")
 
     @app.post("/rank", response_model=RankingResponse)
     def rank(req: RankRequest) -> dict[str, Any]:
         """Rank ``candidates`` for ``user_id``, best first, with the image to show."""
-        items = service.rank(req.user_id, req.candidates, k=req.k, experiment=req.experiment)
-        return _response(service, req.user_id, items)
+        return _response(service.rank_response(req.user_id, req.candidates, k=req.k,
+                                               experiment=req.experiment))
 
     @app.post("/recommend", response_model=RankingResponse)
     def recommend(req: RecommendRequest) -> dict[str, Any]:
         """The ``k`` best items of the whole catalogue for ``user_id``."""
-        items = service.recommend(req.user_id, req.k, exclude_seen=req.exclude_seen,
-                                  experiment=req.experiment)
-        return _response(service, req.user_id, items)
+        return _response(service.recommend_response(req.user_id, req.k,
+                                                    exclude_seen=req.exclude_seen,
+                                                    experiment=req.experiment))
 
     @app.get("/health", response_model=HealthResponse)
     def health() -> dict[str, Any]:
@@ -190,4 +280,5 @@ def create_app(service: PersonalizationService, refresh_interval_s: float | None
     return app
 
 
-__all__ = ["HealthResponse", "RankRequest", "RankingResponse", "RecommendRequest", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "BodyLimit", "HealthResponse", "RankRequest", "RankingResponse",
+           "RecommendRequest", "create_app"]
