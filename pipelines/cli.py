@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+        "-v", "--verbose", action="count", default=0,
+        help="more log output: -v every module's progress (training epochs included), "
+             "-vv debug",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -40,12 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(verbose: int) -> None:
+    """Quiet by default, more with each ``-v``.
+
+    Default: warnings from everything, plus the ``stylerec.*`` loggers' INFO lines
+    (one line per nightly stage with its time, a few counts from long loops for logs
+    that are not a terminal; a terminal gets tqdm bars).  ``-v``: every module's INFO,
+    per-epoch training lines included.  ``-vv``: DEBUG.  Alembic's migration lines
+    ("Context impl SQLiteImpl", once per store opened) only with ``-vv``.
+    """
+    root_level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=root_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("stylerec").setLevel(min(root_level, logging.INFO))
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stylerec`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     try:
         status = args.func(args)
     except KeyboardInterrupt:
