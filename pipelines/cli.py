@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -60,6 +61,13 @@ def configure_logging(verbose: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stylerec`` console script; returns the exit status."""
+    # OpenMP threads that wait by sleeping, not spinning: on a shared or busy machine
+    # (more runnable threads than cores) spinning threads starve each other, and the
+    # preference-model fit of `stylerec demo` took 123 s instead of 19 s at load 5.5 on
+    # two cores (docs/benchmarks.md, issue 16a).  Read once when torch loads its OpenMP
+    # runtime, which the commands import lazily, so setting it here is early enough;
+    # an explicit OMP_WAIT_POLICY in the environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
