@@ -295,7 +295,7 @@ def style_biplot(
     ax.set_xlabel(f"axis 1 ({layout.explained[0]:.0%} of the variance)")
     ax.set_ylabel(f"axis 2 ({layout.explained[1]:.0%} of the variance)")
     ax.set_title(title, fontsize=11)
-    ax.legend(loc="best", fontsize=8, markerscale=2.5, title="segment (shoppers)",
+    ax.legend(loc="best", fontsize=8, markerscale=2.5, title="segment (shoppers shown)",
               title_fontsize=8, framealpha=0.85)
     fig.tight_layout()
     fig.savefig(path)

@@ -261,8 +261,9 @@ def _map(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]) -> Sectio
         sec.paragraphs.append(
             f"{no_signal} of {len(user_ids)} shoppers ({no_signal / total:.0%}) have no signal: "
             "no event the model could learn a taste from, so an all-zero preference vector. "
-            "They have no predicted favourite, are left off the map and get the default "
-            "segment; the table counts them on their own row."
+            "They have no predicted favourite, are left off the map (its legend counts the "
+            "shoppers shown) and get the default segment; the table counts them on their own "
+            "row."
         )
     used = {s: [c["segment_id"] for c in conditions if s in c["style_ids"]] for s in style_ids}
     rows: list[list[Any]] = [
