@@ -19,7 +19,7 @@ from pipelines.stages import STAGES as STAGE_NAMES
 #: part: the world, training with its holdout table, K segments, renders, the report.
 #: Measured in docs/benchmarks.md ("issue 16a").
 DEMO_USERS = 2000
-DEMO_ITEMS = 60
+DEMO_ITEMS = 48
 DEMO_SEGMENTS = 4
 DEMO_MAX_SIDE = 384
 
