@@ -174,7 +174,10 @@ def _demo(args: argparse.Namespace) -> int:
     if summary.report_path is None:
         print("the run finished without a report", file=sys.stderr)
         return 1
-    print(f"report (open in a browser); serve it with 'stylerec serve --config {cfg_path}':",
+    # Echo the command as the user typed it (`.venv/bin/stylerec` from a fresh shell).
+    prog = sys.argv[0] if Path(sys.argv[0]).name == "stylerec" else "stylerec"
+    print(f"serve this run over HTTP: {prog} serve --config {cfg_path} (needs the serve "
+          "extra: pip install -e '.[serve]'); the report (open it in a browser):",
           file=sys.stderr)
     print(summary.report_path.resolve())
     return 0
