@@ -55,6 +55,7 @@ def configure_logging(verbose: int) -> None:
     root_level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=root_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(root_level)  # also when a handler existed (basicConfig no-op)
     logging.getLogger("stylerec").setLevel(min(root_level, logging.INFO))
     logging.getLogger("alembic").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
 

@@ -155,3 +155,25 @@ def test_demo_refuses_a_folder_with_another_world(
     assert main(["demo", "--out", str(tmp_path / "d"), "--users", "50", "--items", "6"]) == 2
     err = capsys.readouterr().err
     assert "different demo world" in err and "--items 5 there, 6 asked" in err
+
+
+def test_log_levels_per_verbosity() -> None:
+    """Default: the stage lines (stylerec.*) but no training epochs and no Alembic lines;
+    -v: training epochs; -vv: debug and Alembic."""
+    import logging
+
+    from pipelines.cli import configure_logging
+
+    names = ("", "stylerec", "alembic")
+    saved = {n: logging.getLogger(n).level for n in names}
+    try:
+        expected = {0: (False, True, False), 1: (True, True, False), 2: (True, True, True)}
+        for verbose, (epochs, stages, alembic) in expected.items():
+            configure_logging(verbose)
+            assert logging.getLogger("recsys.model").isEnabledFor(logging.INFO) is epochs
+            assert logging.getLogger("stylerec.nightly").isEnabledFor(logging.INFO) is stages
+            assert logging.getLogger("alembic.runtime.migration").isEnabledFor(
+                logging.INFO) is alembic
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
