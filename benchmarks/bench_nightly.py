@@ -167,7 +167,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="world folder to keep (default: temporary)")
     ap.add_argument("--users", type=int, default=2000)
     ap.add_argument("--items", type=int, default=200)
-    ap.add_argument("--segments", type=int, default=5)  # the demo's K
+    ap.add_argument("--segments", type=int, default=5)  # the full world's K (the demo uses 4)
     ap.add_argument("--max-side", type=int, default=384)
     ap.add_argument("--add", type=int, default=10, help="new products before night 3")
     ap.add_argument("--json", type=Path, help="also write the figures here as JSON")

@@ -137,6 +137,39 @@ class StyleMap:
     explained: np.ndarray  # share of variance per axis
 
 
+def has_signal(user_vectors: np.ndarray) -> np.ndarray:
+    """Boolean per shopper: does the model know anything about their taste?
+
+    A shopper with no usable history has an all-zero (or missing, NaN) vector;
+    the segmenter puts them in the default segment.  Such a row has no favourite
+    style: ``argmax`` of it would name style 0 for every one of them.
+    """
+    users = np.asarray(user_vectors, dtype=np.float64)
+    if users.ndim != 2:
+        raise ValueError(f"user vectors must be 2-D, got shape {users.shape}")
+    finite = np.isfinite(users).all(axis=1)
+    return finite & (np.abs(np.where(np.isfinite(users), users, 0.0)).max(axis=1, initial=0.0) > 0)
+
+
+def predicted_favourites(
+    user_vectors: np.ndarray, style_embeddings: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Shoppers per predicted favourite style, and the number with no signal.
+
+    The favourite is the style of highest cosine-normalised score, as the
+    segmenter ranks them; shoppers without signal (:func:`has_signal`) are counted
+    apart, never as a style.  ``counts.sum() + no_signal == len(user_vectors)``.
+    """
+    users = np.asarray(user_vectors, dtype=np.float64)
+    styles = np.asarray(style_embeddings, dtype=np.float64)
+    signal = has_signal(users)
+    known = users[signal]
+    unit = known / np.maximum(np.linalg.norm(known, axis=1, keepdims=True), 1e-12)
+    best = (unit @ styles.T).argmax(axis=1) if len(styles) else np.zeros(0, np.int64)
+    counts = np.bincount(best, minlength=len(styles))
+    return counts, int((~signal).sum())
+
+
 def style_map_layout(user_vectors: np.ndarray, style_embeddings: np.ndarray) -> StyleMap:
     """A PCA biplot of the shoppers' predicted style preferences.
 
@@ -262,7 +295,7 @@ def style_biplot(
     ax.set_xlabel(f"axis 1 ({layout.explained[0]:.0%} of the variance)")
     ax.set_ylabel(f"axis 2 ({layout.explained[1]:.0%} of the variance)")
     ax.set_title(title, fontsize=11)
-    ax.legend(loc="best", fontsize=8, markerscale=2.5, title="segment (shoppers)",
+    ax.legend(loc="best", fontsize=8, markerscale=2.5, title="segment (shoppers shown)",
               title_fontsize=8, framealpha=0.85)
     fig.tight_layout()
     fig.savefig(path)

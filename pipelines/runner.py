@@ -23,12 +23,9 @@ from data.paths import resolve_under
 from data.store import Store
 from data.store.lock import RunLock
 from pipelines.config import Config, output_locations
+from pipelines.stages import STAGES  # listed there so that the CLI's parser needs no store
 
 log = logging.getLogger("stylerec.nightly")
-
-STAGES: tuple[str, ...] = (
-    "ingest", "embed", "train", "index", "segment", "render", "publish", "report",
-)
 
 #: What a run id may look like (the store makes ``20261122T153000-abc123``).  Run ids
 #: name folders, so one read back from a tampered store must not be a path.
@@ -197,7 +194,7 @@ def _run_locked(
             skipped.append(stage)
             ctx.metrics[stage] = store.get_run(rid)["stages"][stage].get("metrics") or {}
             continue
-        ctx.log(stage, "start")
+        log.debug("run=%s stage=%s event=start", rid, stage)  # one INFO line per stage
         store.set_stage(rid, stage, "running")
         s0 = time.perf_counter()
         try:

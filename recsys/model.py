@@ -415,13 +415,25 @@ class StylePreferenceModel:
                 else:
                     bad_rounds += 1
             history.append(record)
-            log.info("fit: %s", record)
+            # Per-round lines are for `-v`: the CLI shows this logger's INFO only then.
+            if val is not None:
+                log.info("fit epoch %.2f: loss %.4f, validation NDCG@10 %.4f (best %.4f at "
+                         "epoch %.2f)", epoch, loss, record["val_ndcg@10"], best[0], best[2])
+            else:
+                log.info("fit epoch %.2f: loss %.4f", epoch, loss)
             if val is not None and bad_rounds >= self.patience:
                 break
             if self.max_steps is not None and total_steps >= self.max_steps:
                 break
         if best[1] is not None:
             self._restore(p, best[1])
+            # A validation NDCG that falls from the first epoch on is not a failed fit: the
+            # item bias starts at log popularity, which already ranks well on popularity-led
+            # logs, and early stopping keeps the best epoch's weights, not the last.
+            log.info("fit: kept epoch %.2f of %.2f (validation NDCG@10 %.4f on positives held "
+                     "out of the training data; %s)", best[2], history[-1]["epoch"], best[0],
+                     "later epochs scored lower, so training stopped early" if
+                     best[2] < history[-1]["epoch"] else "the last epoch was the best")
         style_history: list[dict[str, float]] = []
         if style is not None and self.style_epochs > 0:
             style_history = self._fit_style(p, ctx, batch, disable)
@@ -508,18 +520,26 @@ class StylePreferenceModel:
         interval = max(1, min(steps_per_epoch, self.validate_every))
         total_steps = 0
         desc = "fit" if train_items else "style"
-        for epoch in range(epochs):
-            perm = users[ctx.rng.permutation(len(users))]
-            acc, n = 0.0, 0
-            for step in tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}",
-                             disable=disable, leave=False):
-                sel = np.sort(perm[step * batch : (step + 1) * batch])
-                acc += self._step(sel, p, ctx, opts, train_items)
-                n += 1
-                total_steps += 1
-                if n == interval or step == steps_per_epoch - 1:
-                    yield epoch + (step + 1) / steps_per_epoch, acc / n, total_steps
-                    acc, n = 0.0, 0
+        # One bar per fit, over the most steps it may take (early stopping can end it
+        # sooner), so a terminal shows an ETA rather than a flicker of per-epoch bars.
+        bar = tqdm(total=epochs * steps_per_epoch, desc=desc, unit="step", disable=disable,
+                   leave=False)
+        try:
+            for epoch in range(epochs):
+                perm = users[ctx.rng.permutation(len(users))]
+                acc, n = 0.0, 0
+                for step in range(steps_per_epoch):
+                    sel = np.sort(perm[step * batch : (step + 1) * batch])
+                    acc += self._step(sel, p, ctx, opts, train_items)
+                    n += 1
+                    total_steps += 1
+                    bar.update(1)
+                    if n == interval or step == steps_per_epoch - 1:
+                        bar.set_postfix(epoch=epoch + 1, refresh=False)
+                        yield epoch + (step + 1) / steps_per_epoch, acc / n, total_steps
+                        acc, n = 0.0, 0
+        finally:
+            bar.close()
 
     def _step(
         self, sel: np.ndarray, p: _Params, ctx: _FitContext, opts: dict[str, Any],
@@ -788,7 +808,8 @@ class StylePreferenceModel:
                                            disable, train_items=False):
             score = self._style_val_nll(p, ctx.inputs, val_style)
             history.append({"epoch": round(epoch, 4), "loss": loss, "val_style_nll": score})
-            log.info("style: epoch %.2f, loss %.5f, held-out style NLL %.5f", epoch, loss, score)
+            log.info("style epoch %.2f: loss %.4f, held-out style NLL %.4f (lower is better)",
+                     epoch, loss, score)
             if score < best[0] - 1e-6:
                 best = (score, self._snapshot(p), round(epoch, 4))
                 bad = 0

@@ -202,6 +202,24 @@ def check_report(
     _, rows = _table(sections["map"], "style")
     assert sum(_number(r[2], "favourite") for r in rows) == n_users
     assert abs(sum(_number(r[3], "share") for r in rows) - 1.0) < 0.01
+    # Shoppers with no signal (all-zero vectors) are their own row, never a style's fans.
+    no_signal = [r for r in rows if r[1] == "no signal"]
+    assert len(no_signal) == 1 and no_signal[0][0] == "—", rows[-1]
+    if "no_signal_users" in metrics.get("segment", {}):
+        assert _number(no_signal[0][2], "no signal") == metrics["segment"]["no_signal_users"]
+
+    if baselines:
+        # The holdout says what is attainable: the planted ceiling on a generated world,
+        # and that it is unknown otherwise.
+        planted = metrics["train"]["holdout"].get("planted")
+        ceiling = [p for p in sections["model"].paragraphs if p.startswith("Attainable NDCG@10")]
+        assert len(ceiling) == 1, sections["model"].paragraphs
+        if planted:
+            assert f"{planted['personal']:.4f}" in ceiling[0]
+            assert f"{planted['population']:.4f}" in ceiling[0]
+            assert "stylerec scores" in ceiling[0]
+        else:
+            assert "unknown" in ceiling[0]
 
     render = metrics["render"]
     _, rows = _table(sections["renders"], "")

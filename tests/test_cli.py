@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,15 @@ def test_demo_runs_the_whole_night_and_prints_the_report(
     # The demo keeps the default world's events per shopper (about 50) at any size.
     assert 150 * 30 < metrics["ingest"]["events"] < 150 * 80
     check_report(report, metrics, 2, metrics["train"]["users"])
+
+    # --json: stdout is one JSON document and nothing else, for the job and the run list.
+    cfg = str(out / "stylerec.toml")
+    assert main(["nightly", "--config", cfg, "--new", "--json"]) == 0
+    night = json.loads(capsys.readouterr().out)
+    assert night["rendered"] == 0 and night["reused"] == 12 * 2
+    assert main(["runs", "--config", cfg, "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert len(runs) == 2 and runs[0]["run_id"] == night["run_id"] and runs[0]["is_current"]
 
 
 def test_demo_refuses_bad_sizes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_evaluate_events_with_codes_subset_and_json(tmp_path: Path, capsys) -> N
                                    "--item-codes", str(truth), "--models",
                                    "stylerec,popularity,content", "--bootstrap", "10", "--json"])
     assert status == 0
-    last = json.loads(out.strip().splitlines()[-1])
+    last = json.loads(out)  # --json: stdout is one JSON document, nothing else
     assert set(last) == {"stylerec", "popularity", "content"}
     assert "style_diversity@10" in last["stylerec"]
 
@@ -110,3 +110,22 @@ def test_clear_errors(tmp_path: Path, capsys) -> None:
     assert status == 2 and "missing array" in err
     with pytest.raises(SystemExit):
         main(["evaluate", "--logs", "x.csv", "--models", "stylerec,nope"])
+
+
+def test_evaluate_json_pipes_into_json_tool(tmp_path: Path) -> None:
+    """The acceptance check as a user types it: `stylerec evaluate ... --json | python -m
+    json.tool` (logging, progress bars and the table all go to stderr)."""
+    import os
+    import subprocess
+    import sys
+
+    events, truth = _demo_files(tmp_path)
+    root = Path(__file__).resolve().parents[1]
+    cmd = (f"{sys.executable} -m pipelines -v evaluate --logs {events} --holdout last:2 "
+           f"--item-codes {truth} --models stylerec,popularity --bootstrap 5 --json "
+           f"| {sys.executable} -m json.tool")
+    proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, cwd=root,
+                          check=False, env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(json.loads(proc.stdout)) == {"stylerec", "popularity"}
+    assert "holdout last:2" in proc.stderr  # the human summary is still there, on stderr

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy and the stylizer load when a command runs, not for `--help`
+    import numpy as np
 
 #: Style images are encoded at this long side (the encoder crops and resizes to 256
 #: anyway; loading them smaller bounds the memory of a huge painting scan).
@@ -57,7 +59,8 @@ def add_render_options(p: argparse.ArgumentParser, default_max_side: int) -> Non
         help="render at the input size, downscaled to this long side (default %(default)s)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if present)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per generator call")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="images per generator call (default %(default)s)")
 
 
 def make_renderer(args: argparse.Namespace, encoder: object) -> object:
@@ -80,6 +83,8 @@ def style_codes(paths: Sequence[Path], encoder: object) -> np.ndarray:
     A style that cannot be read is fatal (unlike a bad product image): every
     output of the run would be missing that column, which is a usage error.
     """
+    import numpy as np
+
     from stylizer.image_io import load_image
 
     images = [load_image(p, max_side=STYLE_MAX_SIDE).rgb for p in paths]

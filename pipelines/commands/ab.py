@@ -13,21 +13,16 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from recsys.experiments import (
-    ABSimulator,
-    analyze,
-    cumulative_lift,
-    plan_ctr_test,
-    pre_period_metrics,
-    user_table,
-)
+if TYPE_CHECKING:  # pandas and recsys.experiments load inside the commands: `--help` stays fast
+    import pandas as pd
 
 
 def _read_log(path: Path) -> pd.DataFrame:
     """Read a Parquet or CSV log, naming the file in any error."""
+    import pandas as pd
+
     if not path.exists():
         raise FileNotFoundError(f"log file not found: {path}")
     try:
@@ -104,7 +99,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--days", type=_positive, default=14, help="test duration in days")
     s.add_argument("--experiment", default="segment_renders", help="experiment name")
     s.add_argument("--salt", default="sim", help="assignment salt")
-    s.add_argument("--segmenting", choices=("top_style", "kmeans"), default="top_style")
+    s.add_argument("--segmenting", choices=("top_style", "kmeans"), default="top_style",
+                   help="treatment segments: top_style (one per planted favourite shown style) or "
+                        "kmeans (k-means on the planted tastes, each segment's best style)")
     s.add_argument("--seed", type=int, default=0, help="random seed")
     s.set_defaults(func=run_simulate)
 
@@ -131,6 +128,8 @@ def _fmt(x: float, pct: bool = False) -> str:
 
 def run_analyze(args: argparse.Namespace) -> int:
     """Print the analysis table (or JSON) and write plots."""
+    from recsys.experiments import analyze, cumulative_lift, pre_period_metrics, user_table
+
     logs = _read_log(args.logs)
     events = _read_log(args.events) if args.events is not None else None
     pre = None
@@ -182,7 +181,10 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 def run_simulate(args: argparse.Namespace) -> int:
     """Simulate one experiment on the world and write its log."""
+    import pandas as pd
+
     from data.synthetic import World
+    from recsys.experiments import ABSimulator
 
     if not (args.world / "truth.npz").exists():
         raise FileNotFoundError(f"{args.world} is not a demo world (no truth.npz); "
@@ -210,6 +212,8 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def run_power(args: argparse.Namespace) -> int:
     """Print the sample size."""
+    from recsys.experiments import plan_ctr_test
+
     plan = plan_ctr_test(args.baseline_ctr, args.lift, args.alpha, args.power,
                          args.impressions_per_user, args.icc)
     if args.json:

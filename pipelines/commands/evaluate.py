@@ -2,9 +2,10 @@
 
 This is the offline check anyone can run on a log before trusting the model
 with traffic: it fits every model on the same split (:func:`recsys.baselines.run_holdout`)
-and prints one row per model.  With ``--json`` the *last* line printed is a
-single JSON object ``{model: {metric: value}}``, so scripts can read it with
-``tail -n 1`` whatever was logged before.
+and prints one row per model.  With ``--json`` stdout holds only one JSON object
+``{model: {metric: value}}`` (the table and the counts go to stderr), so it can be
+piped into ``jq`` or ``python -m json.tool``.  numpy, pandas and the models are
+imported inside the functions so that ``stylerec --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
-from data.loading import load_events
-from recsys.baselines import MODEL_NAMES, run_holdout
+#: The models ``recsys.baselines.run_holdout`` knows (a test keeps the two equal);
+#: spelled out here so that parsing the options does not import the models.
+MODEL_NAMES: tuple[str, ...] = ("stylerec", "als", "bpr", "ease", "popularity", "content")
 
 
 def add_log_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +48,8 @@ def add_log_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_item_codes(path: str | None) -> dict[str, np.ndarray] | None:
     """``{item_id: code}`` from an .npz holding ``item_ids`` and ``item_codes``."""
+    import numpy as np
+
     if path is None:
         return None
     p = Path(path)
@@ -62,6 +68,8 @@ def load_item_codes(path: str | None) -> dict[str, np.ndarray] | None:
 def load_style_codes(path: str | None) -> dict[str, np.ndarray] | None:
     """``{style_id: code}`` from the same .npz when it also holds ``style_ids``/``style_codes``
     (a demo world's truth.npz, the embed stage's codes.npz); None otherwise."""
+    import numpy as np
+
     if path is None:
         return None
     with np.load(Path(path), allow_pickle=False) as z:
@@ -75,6 +83,8 @@ def load_style_codes(path: str | None) -> dict[str, np.ndarray] | None:
 
 def load_log(path: str, fmt: str) -> pd.DataFrame:
     """Valid events of a log; quarantined rows are counted on stderr, never fatal."""
+    from data.loading import load_events
+
     result = load_events(path, "movielens" if fmt == "movielens" else "auto")
     report = result.report
     if report.rows_quarantined:
@@ -124,12 +134,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=200,
                    help="bootstrap resamples for the confidence intervals (default 200)")
     p.add_argument("--json", action="store_true",
-                   help="end with one JSON line {model: {metric: value}}")
+                   help="print only JSON on stdout: {model: {metric: value}} (the table goes "
+                        "to stderr)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load, run the holdout, print the table (and the JSON line)."""
+    """Load, run the holdout, print the table (to stderr with ``--json``) and the JSON."""
+    import pandas as pd
+
+    from recsys.baselines import run_holdout
+
     if args.k < 1:
         raise ValueError(f"--k must be >= 1, got {args.k}")
     events = load_log(args.logs, args.fmt)
@@ -143,16 +158,18 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_bootstrap=args.bootstrap,
     )
+    human = sys.stderr if args.json else sys.stdout
     print(
         f"holdout {result.holdout}: {result.n_test_users} test users "
         f"({result.n_cold_users} unknown to train, ranked by popularity), "
         f"{result.n_users} users x {result.n_items} items in train, "
-        f"{result.n_unknown_test_items} held-out items unknown to train (misses)"
+        f"{result.n_unknown_test_items} held-out items unknown to train (misses)",
+        file=human,
     )
     for name, reason in result.skipped.items():
-        print(f"skipped {name}: {reason}")
+        print(f"skipped {name}: {reason}", file=human)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
-        print(result.table().round(4).to_string())
+        print(result.table().round(4).to_string(), file=human)
     if args.json:
         print(json.dumps(result.to_dict()["models"], sort_keys=False))
     return 0

@@ -2,7 +2,9 @@
 
 A command of its own so that a new user can get realistic-looking input for every
 other command without any private data, and so that tests and benchmarks can make
-worlds of any size from the shell.
+worlds of any size from the shell.  The world generator (numpy, pandas, PIL) is
+imported when the command runs, so ``stylerec --help`` stays instant; the defaults
+shown in the help are :class:`data.synthetic.WorldConfig`'s (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ import argparse
 import time
 from pathlib import Path
 
-from data.synthetic import WorldConfig, generate_world
+#: ``WorldConfig()``'s defaults, spelled out so that building the parser imports nothing
+#: heavy; ``tests/test_cli_help.py`` asserts they equal the dataclass's.
+WORLD_DEFAULTS: dict[str, int] = {
+    "seed": 0,
+    "n_users": 2000,
+    "n_items": 200,
+    "n_styles": 12,
+    "image_size": 512,
+    "target_events": 100_000,
+}
 
 
 def _positive(text: str) -> int:
@@ -23,7 +34,7 @@ def _positive(text: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``generate`` sub-command."""
-    defaults = WorldConfig()
+    d = WORLD_DEFAULTS
     p = subparsers.add_parser(
         "generate",
         help="generate a seeded demo world (images, event logs, planted truth)",
@@ -35,22 +46,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     p.add_argument(
-        "--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)"
+        "--seed", type=int, default=d["seed"], help="random seed (default %(default)s)"
     )
-    p.add_argument("--users", type=_positive, default=defaults.n_users, help="number of shoppers")
-    p.add_argument("--items", type=_positive, default=defaults.n_items, help="number of products")
-    p.add_argument("--styles", type=_positive, default=defaults.n_styles, help="number of styles")
+    p.add_argument("--users", type=_positive, default=d["n_users"],
+                   help="number of shoppers (default %(default)s)")
+    p.add_argument("--items", type=_positive, default=d["n_items"],
+                   help="number of products (default %(default)s)")
+    p.add_argument("--styles", type=_positive, default=d["n_styles"],
+                   help="number of styles (default %(default)s)")
     p.add_argument(
         "--events",
         type=_positive,
         default=None,
         help=(
             f"approximate number of log events (default: "
-            f"{defaults.target_events // defaults.n_users} per user)"
+            f"{d['target_events'] // d['n_users']} per user)"
         ),
     )
     p.add_argument(
-        "--image-size", type=_positive, default=defaults.image_size, help="image side in pixels"
+        "--image-size", type=_positive, default=d["image_size"],
+        help="image side in pixels (default %(default)s)"
     )
     p.add_argument(
         "--no-images", action="store_true", help="skip the images (logs and truth only, fast)"
@@ -60,6 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the world and print where it went and what it holds."""
+    from data.synthetic import WorldConfig, generate_world
+
     defaults = WorldConfig()
     events = args.events
     if events is None:  # keep the default world's events per user at any size

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="stylerec.toml whose store to serve from")
     p.add_argument("--run", default="current", help="run id to serve (default: the published one)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default 8000)")
     p.add_argument(
         "--refresh-interval", type=float, default=60.0, metavar="SECONDS",
         help="poll the store for a newly published run this often; 0 = never (default 60)",

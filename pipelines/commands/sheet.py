@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from pipelines.commands._render_args import (
     STYLE_MAX_SIDE,
@@ -22,6 +21,9 @@ from pipelines.commands._render_args import (
     style_codes,
     unique_stems,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

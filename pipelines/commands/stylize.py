@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="output format")
     p.add_argument("--quality", type=int, default=95, help="WebP/JPEG quality (default 95)")
-    add_render_options(p, default_max_side=1024)
+    # 384 like `stylerec sheet` and the demo: a try-out should look like what the shop shows
+    add_render_options(p, default_max_side=384)
     p.set_defaults(func=run)
 
 

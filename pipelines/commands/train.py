@@ -17,18 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from pipelines.commands.evaluate import (
-    add_log_arguments,
-    load_item_codes,
-    load_log,
-    load_style_codes,
-)
-from pipelines.stages.artifacts import ITEM_MAP, MODEL, USER_MAP
-from recsys.baselines import align_item_codes, style_event_array
-from recsys.interactions import IdMap, build_interactions
-from recsys.model import StylePreferenceModel
+from pipelines.commands.evaluate import add_log_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, build interactions on the (warm-start) id maps, fit, save."""
+    import numpy as np
+
+    from pipelines.commands.evaluate import load_item_codes, load_log, load_style_codes
+    from pipelines.stages.artifacts import ITEM_MAP, MODEL, USER_MAP
+    from recsys.baselines import align_item_codes, style_event_array
+    from recsys.interactions import IdMap, build_interactions
+    from recsys.model import StylePreferenceModel
+
     events = load_log(args.logs, args.fmt)
     codes = load_item_codes(args.item_codes)
     user_map = item_map = init = None

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-
-from data.loading import load_events, write_quarantine
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,18 +43,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--quarantine", metavar="OUT", help="write quarantined rows to OUT.csv or OUT.parquet"
     )
     p.add_argument("--query", help="table name or SELECT, for a SQL URL LOGFILE")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print only the report as JSON on stdout")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load and validate, print the report, optionally write the quarantine."""
+    from data.loading import load_events, write_quarantine
+
     fmt = "movielens" if args.fmt == "movielens" else "auto"
     result = load_events(args.logfile, fmt, catalog=args.catalog, query=args.query)
     if args.quarantine:
         write_quarantine(result.quarantine, args.quarantine)
     if args.json:
         print(json.dumps(result.report.to_dict(), indent=2))
+        if args.quarantine:
+            print(f"quarantine written to {args.quarantine}", file=sys.stderr)
     else:
         print(result.report)
         if args.quarantine:

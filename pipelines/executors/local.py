@@ -53,12 +53,16 @@ class LocalExecutor:
         """Style codes for every path (NaN rows + reasons for bad images)."""
         codes = np.full((len(paths), 100), np.nan, dtype=np.float32)
         errors: dict[int, str] = {}
+        # The bar starts before the encoder loads: on a cold weights cache the first load
+        # converts the weights (seconds), and a terminal should show time passing.
+        bar = tqdm(total=len(paths), desc="embed", unit="img", disable=None, file=sys.stderr)
         encoder = self._get_encoder()
-        starts = range(0, len(paths), batch_size)
-        for start in tqdm(starts, desc="embed", unit="batch", disable=None, file=sys.stderr):
+        for start in range(0, len(paths), batch_size):
             part = embed_images(encoder, paths[start:start + batch_size])
             codes[start:start + len(part.codes)] = part.codes
             errors.update({start + i: e for i, e in part.errors.items()})
+            bar.update(len(part.codes))
+        bar.close()
         log.info("embedded %d images, %d failed", len(paths) - len(errors), len(errors))
         return EmbedOutcome(codes, errors)
 
@@ -68,13 +72,17 @@ class LocalExecutor:
         cache: RenderCache,
     ) -> Iterator[RenderOutcome]:
         """Render every job, yielding each outcome as soon as its files are written."""
-        renderer = self._get_renderer()
         n_renders = sum(len(j.keys) for j in jobs)
         bar = tqdm(total=n_renders, desc="render", unit="img", disable=None, file=sys.stderr)
+        renderer = self._get_renderer()
+        # Not a terminal (cron, CI, a pipe): a count line at every quarter instead of a bar.
+        every = max(1, -(-len(jobs) // 4))
+        done = 0
         for i, job in enumerate(jobs):
             outcome = render_job(renderer, cache, job)
             bar.update(len(job.keys))
-            if not sys.stderr.isatty() and (i + 1) % 50 == 0:
-                log.info("rendered %d/%d items", i + 1, len(jobs))
+            done += len(job.keys)
+            if bar.disable and ((i + 1) % every == 0 or i + 1 == len(jobs)):
+                log.info("rendered %d/%d images (%d/%d items)", done, n_renders, i + 1, len(jobs))
             yield outcome
         bar.close()

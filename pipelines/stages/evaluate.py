@@ -56,7 +56,9 @@ def evaluate_holdout(ctx: RunContext, events: pd.DataFrame) -> dict[str, Any]:
     parameters, whitened item codes, and the style events of renders shown.
     Returns ``{"models": {name: {"ndcg@10", "recall@10", "map@10", "hitrate@10",
     "coverage", "fit_seconds", "ndcg@10_ci": [low, high]}}, "holdout_last": N,
-    "test_users": n}``, which the report turns into its model table and plot.
+    "test_users": n}``, which the report turns into its model table and plot; on a
+    generated world also ``"planted": {"personal", "population", "world"}``, the NDCG@10
+    of its planted click model on the same split (:mod:`pipelines.ceiling`).
     """
     from pipelines.stages.train import model_params
     from recsys.baselines import run_holdout
@@ -79,4 +81,33 @@ def evaluate_holdout(ctx: RunContext, events: pd.DataFrame) -> dict[str, Any]:
         if low is not None and high is not None:
             row["ndcg@10_ci"] = [low, high]
         models[name] = row
-    return {"models": models, "holdout_last": n, "test_users": int(result.n_test_users)}
+    out: dict[str, Any] = {"models": models, "holdout_last": n,
+                           "test_users": int(result.n_test_users)}
+    planted = _planted_ceiling(ctx, events, f"last:{n}")
+    if planted is not None:
+        out["planted"] = planted
+    return out
+
+
+def _planted_ceiling(ctx: RunContext, events: pd.DataFrame, holdout: str) -> dict[str, Any] | None:
+    """The holdout's attainable NDCG@10 when the events come from a generated world.
+
+    The world is recognised by its truth files beside an events file (or in the
+    image root), as ``stylerec demo`` and ``stylerec generate`` lay it out.
+    """
+    from pipelines.ceiling import find_world, planted_ceiling
+
+    cfg = ctx.config
+    folders = [cfg.path(e).parent for e in cfg.inputs.events if "://" not in e]
+    folders.append(cfg.path(cfg.inputs.image_root))
+    world = find_world(folders)
+    if world is None:
+        return None
+    try:
+        ceiling = planted_ceiling(world, events, holdout)
+    except (FileNotFoundError, ValueError, KeyError) as exc:  # an incomplete or older world
+        ctx.log("train", "planted_ceiling_skipped", reason=repr(exc))
+        return None
+    if ceiling is None:
+        return None
+    return {**ceiling, "world": str(world.resolve())}

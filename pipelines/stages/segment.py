@@ -73,5 +73,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "sizes": {c["segment_id"]: c["n_users"] for c in conditions},
         "default_segment": seg.default_segment,
         "conditions_kept": int(sum(kept)),
+        # Shoppers with an all-zero vector (nothing to learn a taste from): the default
+        # segment gets them, and the report counts them as "no signal", not as a style.
+        "no_signal_users": int((np.linalg.norm(model.user_factors_, axis=1) == 0).sum()),
         "matched_previous": previous is not None,
     }

@@ -132,6 +132,12 @@ def run(ctx: RunContext) -> dict[str, Any]:
         from pipelines.stages.evaluate import evaluate_holdout
 
         metrics["holdout"] = evaluate_holdout(ctx, events)
+        # A count line for logs that are not a terminal (the fits' bars show only on one).
+        ndcg = {m: round(v["ndcg@10"], 4) for m, v in metrics["holdout"]["models"].items()}
+        planted = metrics["holdout"].get("planted")
+        if planted:
+            ndcg["attainable"] = round(planted["personal"], 4)
+        ctx.log("train", "holdout_ndcg@10", **ndcg)
 
     model = StylePreferenceModel(**model_params(ctx)).fit(inter, init_from=init, **inputs)
     model.save(ctx.run_dir / MODEL)
