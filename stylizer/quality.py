@@ -7,7 +7,9 @@ student render against the teacher's render of the same photo and style.
 ``frechet_distance`` is the Fréchet distance between two Gaussians fitted to
 image features, as in FID, but the features are NOT Inception-v3's: they are
 the shipped style predictor's MobileNetV2 trunk (the 320-channel output of its
-last inverted-residual block, averaged over the image).  Its values are
+last inverted-residual block, averaged over the image).  Torch is imported only
+by :func:`trunk_features`, so importing this module (and :mod:`stylizer.metrics`,
+which re-exports it) stays cheap.  Its values are
 therefore not comparable with published FID numbers; it is called the
 "style-trunk Fréchet distance" wherever it is reported.  With the ~100 renders
 of a held-out set the estimate is biased and noisy, so it always comes with a
@@ -17,9 +19,9 @@ bootstrap interval (:func:`frechet_interval`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-import torch
 from scipy import linalg
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -48,15 +50,13 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, channel_axis=2, data_range=255))
 
 
-@torch.no_grad()
-def trunk_features(
-    images: Sequence[np.ndarray], predictor: torch.nn.Module, size: int = 256
-) -> np.ndarray:
+def trunk_features(images: Sequence[np.ndarray], predictor: Any, size: int = 256) -> np.ndarray:
     """``(N, 320)`` pooled trunk features of uint8 RGB images, each resized to ``size`` square.
 
     ``predictor`` is a :class:`stylizer.networks.StylePredictor` (its ``stem`` and
     ``blocks`` are run; the head and the bottleneck are not).
     """
+    import torch
     import torch.nn.functional as F
 
     device = next(predictor.parameters()).device
@@ -64,9 +64,10 @@ def trunk_features(
     for img in images:
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float().div(255)
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        h = F.relu6(predictor.stem(x.to(device)))
-        for block in predictor.blocks:
-            h = block(h)
+        with torch.no_grad():
+            h = F.relu6(predictor.stem(x.to(device)))
+            for block in predictor.blocks:
+                h = block(h)
         out.append(h.mean(dim=(2, 3)).cpu().numpy()[0])
     return np.asarray(out, dtype=np.float64)
 
