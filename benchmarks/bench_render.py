@@ -33,6 +33,11 @@ Run (heavy: share the CPU politely)::
 ``--threads`` (default 2), ``--images`` (12), ``--sizes`` (384 512), ``--rounds``
 (5), ``--batch`` (8), ``--backends`` (onnx torch); ``--smoke`` is a seconds-long
 run on 2 images at 128 px that only checks the script works.
+
+4. **Student vs default** (``--student WEIGHTS ...``, ``--student-only`` to run
+   just this): trained students from ``stylerec train-generator`` beside today's
+   default generator path, on held-out photos (generator alone and whole
+   ``background`` renders).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from shared_data import require_photos
@@ -264,6 +270,60 @@ def bench_breakdown(
     print(f"| **total** | **{1000 * total / n:.1f}** | ({n / total:.1f} images/s) |")
 
 
+# ---------------------------------------------------------------- student vs default (issue 13)
+def bench_student(
+    photos: list[np.ndarray], code: np.ndarray, args: argparse.Namespace, size: int
+) -> None:
+    """Section 4: trained student generators (``--student``) beside today's default path.
+
+    Held-out photos (the last 20 of the sorted H&M images, which training never
+    saw), generator alone at ``size`` x ``size`` and whole ``background``
+    renders at long side ``size``, interleaved rounds, ratio vs the default.
+    """
+    import torch
+
+    from stylizer.renderer import Renderer
+    from stylizer.runtime import make_generator_runtime
+    from stylizer.student import load_student, make_student_runtime
+
+    squares = [_square(p, size).astype(np.float32) / 255.0 for p in photos]
+    nchw = torch.from_numpy(np.stack(squares)).permute(0, 3, 1, 2).contiguous()
+    codes = torch.from_numpy(np.repeat(code[None], len(squares), 0)).float()
+    runtimes = {"default": make_generator_runtime(device="cpu", threads=args.threads)}
+    for path in args.student:
+        spec = load_student(path).spec
+        for backend in args.student_backends:
+            rt = make_student_runtime(path, device="cpu", backend=backend, threads=args.threads)
+            runtimes[f"student w{spec.width} b{spec.blocks} ({path.parent.name})"
+                     f" {rt.name}"] = rt  # fmt: skip
+
+    def alone(rt: object) -> Callable[[], int]:
+        def run() -> int:
+            for s in range(len(squares)):
+                rt(nchw[s : s + 1], codes[s : s + 1])  # type: ignore[operator]
+            return len(squares)
+
+        return run
+
+    default_name = f"default {runtimes['default'].name}"  # type: ignore[attr-defined]
+    contenders = {(default_name if k == "default" else k): alone(rt) for k, rt in runtimes.items()}
+    rates = interleaved(contenders, args.rounds, args.min_seconds)
+    _table(f"student vs default: generator alone, {size}x{size}, {len(squares)} held-out photos, "
+           f"{args.threads} threads", rates, default_name)  # fmt: skip
+
+    contenders = {}
+    for k, rt in runtimes.items():
+        r = Renderer("background", max_side=size, batch_size=args.batch, runtime=rt, device="cpu")
+
+        def whole(r: Renderer = r) -> int:
+            return len(r.render(photos, code))
+
+        contenders[default_name if k == "default" else k] = whole
+    rates = interleaved(contenders, args.rounds, args.min_seconds)
+    _table(f"student vs default: whole background render, long side {size}, {len(photos)} "
+           f"held-out photos, {args.threads} threads", rates, default_name)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -276,6 +336,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", nargs="+", default=["onnx", "torch"])
     parser.add_argument("--style", default="the_resevoir_at_poitiers")
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks the script only")
+    parser.add_argument("--student", type=Path, nargs="+", default=[], metavar="WEIGHTS",
+                        help="student generators (train-generator output) to time beside the default")
+    parser.add_argument("--student-backends", nargs="+", default=["onnx", "torch"])
+    parser.add_argument("--student-only", action="store_true",
+                        help="with --student: only the student-vs-default section")
     args = parser.parse_args(argv)
     if args.smoke:
         args.images, args.sizes, args.rounds, args.min_seconds = 2, [128], 1, 0.0
@@ -297,6 +362,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.threads} threads, torch {torch.__version__}, cpu count {os.cpu_count()}, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
+    if args.student:
+        held_out = [load_image(p).rgb for p in sorted((data / "hm" / "images").glob("*.jpg"))[40:]]
+        for size in args.sizes:
+            bench_student(held_out[: args.images], code, args, size)
+        if args.student_only:
+            return
     bench_generator(photos, code, args, 384)  # the tool's graph is fixed at 384x384
     for size in args.sizes:
         bench_render(photos, style, code, args, size)

@@ -80,6 +80,8 @@ class RenderConfig:
     strength: float = 1.0
     items: str = "all"
     batch_size: int = 8
+    # a student generator's weights from `stylerec train-generator` ("" = the imported one)
+    generator: str = ""
 
 
 @dataclass(frozen=True)
@@ -259,6 +261,7 @@ def _check_ranges(cfg: Config) -> None:
         (1 <= cfg.render.quality <= 100, "render.quality: must be between 1 and 100"),
         (0.0 <= cfg.render.strength <= 1.0, "render.strength: must be between 0 and 1"),
         (1 <= cfg.render.batch_size <= 256, "render.batch_size: must be between 1 and 256"),
+        ("\x00" not in cfg.render.generator, "render.generator: not a usable path"),
         (cfg.executor.kind in EXECUTORS,
          f"executor.kind: one of {EXECUTORS}, got {cfg.executor.kind!r}"),
         (1 <= cfg.executor.num_workers <= 1024, "executor.num_workers: must be between 1 and 1024"),

@@ -29,6 +29,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
 from stylizer.masks import binarize
+from stylizer.quality import frechet_distance, frechet_interval, psnr, ssim, trunk_features  # noqa: F401
 from stylizer.style_space import StyleSpace
 
 __all__ = [

@@ -38,7 +38,7 @@ def max_side(text: str) -> int:
 
 
 def add_render_options(p: argparse.ArgumentParser, default_max_side: int) -> None:
-    """``--mode``, ``--strength``, ``--max-side``, ``--device``, ``--batch-size``."""
+    """``--mode``, ``--strength``, ``--max-side``, ``--device``, ``--batch-size``, ``--generator``."""
     p.add_argument(
         "--mode",
         choices=("full", "background", "harmonize"),
@@ -61,13 +61,27 @@ def add_render_options(p: argparse.ArgumentParser, default_max_side: int) -> Non
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if present)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="images per generator call (default %(default)s)")
+    p.add_argument(
+        "--generator",
+        type=Path,
+        default=None,
+        metavar="WEIGHTS",
+        help="a student generator from `stylerec train-generator` (OUT/student.safetensors) "
+        "instead of the imported one",
+    )
 
 
 def make_renderer(args: argparse.Namespace, encoder: object) -> object:
     """A Renderer from the parsed options, sharing ``encoder`` (used when strength < 1)."""
     from stylizer.renderer import Renderer
 
+    runtime = None
+    if getattr(args, "generator", None) is not None:
+        from stylizer.student import make_student_runtime
+
+        runtime = make_student_runtime(args.generator, device=args.device)
     return Renderer(
+        runtime=runtime,
         mode=args.mode,
         strength=args.strength,
         max_side=args.max_side,

@@ -44,8 +44,14 @@ class LocalExecutor:
             from stylizer.renderer import Renderer
 
             r = self.cfg.render
+            runtime = None
+            if r.generator:  # a trained student instead of the imported generator
+                from stylizer.student import make_student_runtime
+
+                runtime = make_student_runtime(self.cfg.path(r.generator))
             self._renderer = Renderer(
-                mode=r.mode, strength=r.strength, max_side=r.max_side, batch_size=r.batch_size
+                mode=r.mode, strength=r.strength, max_side=r.max_side, batch_size=r.batch_size,
+                runtime=runtime,
             )
         return self._renderer
 

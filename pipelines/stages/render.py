@@ -1,7 +1,8 @@
 """Stage 6, render: every chosen product once per segment condition, only what is missing.
 
 Each (item, condition) pair has a content-addressed key (image bytes, condition
-code, model version, render parameters).  Pairs whose file already exists are
+code, model version -- with a student generator's weight hash when
+``[render] generator`` names one -- render parameters).  Pairs whose file already exists are
 reused; the rest are rendered, written atomically and indexed in the store as
 they finish, so a crash loses at most the item in flight and a rerun renders
 nothing twice.  Every key the run needs is linked to the run for serving and gc.
@@ -20,7 +21,7 @@ from pipelines.cache import RenderCache, render_key
 from pipelines.executors import RenderJob, make_executor
 from pipelines.runner import RunContext
 from pipelines.stages.artifacts import CONDITIONS, EVENTS, ITEMS
-from stylizer.weights import model_version
+from stylizer.student import render_model_version
 
 RENDER_FAILED = "render_failed"
 
@@ -67,7 +68,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     swept = cache.sweep_partials()
     items = chosen_items(ctx, pd.read_parquet(ctx.run_dir / ITEMS))
     conditions = load_conditions(ctx)
-    version = model_version()
+    generator = cfg.path(cfg.render.generator) if cfg.render.generator else None
+    version, generator_sha = render_model_version(generator)
     params = render_params(ctx)
     codes = np.asarray([c["code"] for c in conditions], dtype=np.float32)
 
@@ -139,6 +141,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "failed_items": len(failed_items),
         "partials_swept": swept,
         "model_version": version,
+        "generator": str(generator) if generator is not None else "imported",
+        "generator_sha256": generator_sha,
         "product_delta_e_mean": round(float(np.mean(fidelity)), 3) if fidelity else None,
         "product_delta_e_max": round(float(np.max(fidelity)), 3) if fidelity else None,
         "product_delta_e_over_2_3": int(np.sum(np.asarray(fidelity) > 2.3)),
