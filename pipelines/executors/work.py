@@ -38,6 +38,9 @@ class RenderJob:
     keys: list[str]
     codes: np.ndarray
     condition_hashes: list[str]
+    #: Scene strength per condition (blend of the stylized scene with the clean backdrop);
+    #: None: the renderer's default.
+    scene_strengths: list[float] | None = None
 
 
 @dataclass
@@ -84,10 +87,20 @@ def render_job(renderer: object, cache: RenderCache, job: RenderJob) -> RenderOu
     if renderer.mode == "full":  # type: ignore[attr-defined]
         masks = None
     else:
-        mask = product_mask(loaded.rgb, alpha=loaded.alpha)
+        # The renderer's own mask (its method and content-keyed cache) when it has one.
+        mask_for = getattr(renderer, "mask_for", None)
+        mask = (
+            mask_for(loaded.rgb, alpha=loaded.alpha)
+            if mask_for is not None
+            else product_mask(loaded.rgb, alpha=loaded.alpha)
+        )
         masks = [mask] * len(job.keys)
     images = [loaded.rgb] * len(job.keys)
-    renders = renderer.render(images, np.asarray(job.codes, dtype=np.float32), masks)  # type: ignore[attr-defined]
+    codes = np.asarray(job.codes, dtype=np.float32)
+    if job.scene_strengths is not None:
+        renders = renderer.render(images, codes, masks, scene_strengths=job.scene_strengths)  # type: ignore[attr-defined]
+    else:
+        renders = renderer.render(images, codes, masks)  # type: ignore[attr-defined]
     for key, rgb in zip(job.keys, renders, strict=True):
         cache.write(key, rgb)
         out.written.append(key)
