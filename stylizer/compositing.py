@@ -146,7 +146,7 @@ def composite_decontaminated_torch(
 
 
 def contact_shadow(mask: np.ndarray, strength: float) -> np.ndarray:
-    """Shadow opacity (float32 ``HxW`` in [0, ``strength``]) cast by the product in ``mask``.
+    """Shadow opacity (float32 ``HxW``, at most ``strength``) cast by the product in ``mask``.
 
     Two layers, both sized by the product's own extent so a shoe and a dress
     look alike: a contact shadow (tight blur, hugging the outline, strongest
@@ -169,8 +169,12 @@ def contact_shadow(mask: np.ndarray, strength: float) -> np.ndarray:
     moved = np.zeros_like(m)
     moved[shift:] = m[: h - shift] if shift else m
     drop = cv2.GaussianBlur(moved, (0, 0), max(1.5, 0.04 * extent))
-    shade = np.clip(0.55 * contact * (0.3 + 0.7 * ramp) + 0.45 * drop, 0.0, 1.0)
-    return (strength * shade * (1.0 - m)).astype(np.float32)
+    shade = (0.55 * contact * (0.3 + 0.7 * ramp) + 0.45 * drop) * (1.0 - m)
+    # ``strength`` is the darkest the shadow gets (right under the product's lower edge).
+    peak = float(shade.max())
+    if peak <= 1e-6:
+        return np.zeros_like(m)
+    return (strength * np.clip(shade / peak, 0.0, 1.0)).astype(np.float32)
 
 
 def harmonize_tone(

@@ -51,10 +51,12 @@ MASK_VERSION = "fused-1"
 
 #: Prior probability at which a pixel counts as salient.
 _PRIOR_ON = 0.5
-#: Prior probability below which backdrop-coloured pixels inside the mask are enclosed backdrop.
-_PRIOR_OFF = 0.3
+#: How much less salient than the product around it a carved region must be.
+_PRIOR_GAP = 0.3
 #: Prior probability below which even a shaded neutral region is not product.
 _PRIOR_NONE = 0.1
+#: Pixels (working resolution) a carved hole extends into backdrop-coloured neighbours.
+_HOLE_GROW = 4
 #: Smallest enclosed-backdrop region carved out of the mask (fraction of the frame).
 _MIN_CARVE_FRAC = 0.001
 #: Fraction of an added region's contact with open backdrop that may lack an outline.
@@ -173,15 +175,33 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
     # misses the product around it too.  So a region is carved only where the
     # prior sees the product around it and leaves it out: a deliberate hole.
     chroma = np.hypot(est.diff[..., 1], est.diff[..., 2])
-    flat = (est.dist < est.t_lo) & (prior < _PRIOR_OFF)
+    flat_colour = est.dist < est.t_lo
+    near_colour = est.dist < 2.0 * est.t_lo  # backdrop in the shade of a handle or a hem
     shade = (est.diff[..., 0] < -2.0 * est.t_lo) & (chroma < 2.0 * est.t_lo) & (prior < _PRIOR_NONE)
-    carve = cv2.morphologyEx((out & (flat | shade)).astype(np.uint8), cv2.MORPH_OPEN, _disk(1))
+    carve = cv2.morphologyEx((out & (flat_colour | shade)).astype(np.uint8), cv2.MORPH_OPEN, _disk(1))
     n, labels, stats = _components(carve)
     for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= _MIN_CARVE_FRAC * area) + 1:
-        crop, region, _ = _open_contact(labels, stats, i, ~out, walled)
+        crop, region, open_share = _open_contact(labels, stats, i, ~out, walled)
         ring = (cv2.dilate(region.astype(np.uint8), _disk(6)) > 0) & ~region & out[crop]
-        if ring.any() and float(np.median(prior[crop][ring])) >= _PRIOR_ON:
-            out[crop] &= ~region
+        around = float(np.median(prior[crop][ring])) if ring.any() else 0.0
+        inside = float(prior[crop][region].mean())
+        # Walled in by product on every side, with the backdrop's colour, and not salient:
+        # the inside of a handle, however the prior rates the product around it.  (Not
+        # "smooth": the inside of a handle is shaded by the handle and the bag.)
+        # (Where the prior fills a hole too, as it does a mug's handle, nothing here can
+        # tell it from a white print walled in by a dark garment: it stays product.)
+        enclosed_hole = (
+            open_share is None
+            and float(flat_colour[crop][region].mean()) >= 0.7
+            and inside < _PRIOR_ON
+        )
+        if enclosed_hole or (around >= _PRIOR_ON and inside <= around - _PRIOR_GAP):
+            # The prior's blur reaches a few pixels into a hole from its rim, where the
+            # handle's shade darkens the paper: take the nearly backdrop-coloured pixels
+            # next to the carved region too (a bounded step, so it cannot run into
+            # white fabric beyond the hole's edge).
+            grown = cv2.dilate(region.astype(np.uint8), _disk(_HOLE_GROW)) > 0
+            out[crop] &= ~(region | (grown & near_colour[crop]))
     # Classical parts with no support from a confident prior: a prop or a detached shadow.
     n, labels, stats = _components(out)
     if n > 2:

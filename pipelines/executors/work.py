@@ -52,6 +52,8 @@ class RenderOutcome:
     error: str | None = None
     #: Mean CIEDE2000 inside the product mask per written key (not for ``full`` mode).
     delta_e: dict[str, float] = field(default_factory=dict)
+    #: Rim score (extra unchanged backdrop 3-10 px outside the mask) per written key.
+    rim: dict[str, float] = field(default_factory=dict)
 
 
 def embed_images(encoder: object, paths: list[str], max_side: int = EMBED_MAX_SIDE) -> EmbedOutcome:
@@ -106,6 +108,7 @@ def render_job(renderer: object, cache: RenderCache, job: RenderJob) -> RenderOu
         out.written.append(key)
         if masks is not None:
             out.delta_e[key] = product_fidelity(loaded.rgb, rgb, masks[0])
+            out.rim[key] = _rim(loaded.rgb, rgb, masks[0])
     return out
 
 
@@ -126,6 +129,15 @@ def product_fidelity(original: np.ndarray, rendered: np.ndarray, mask: np.ndarra
     step = max(1, ys.size // FIDELITY_PIXELS)
     ys, xs = ys[::step], xs[::step]
     return float(delta_e_map(original[ys, xs][None], rendered[ys, xs][None]).mean())
+
+
+def _rim(original: np.ndarray, rendered: np.ndarray, mask: np.ndarray) -> float:
+    """Backdrop left unchanged next to the product (see :func:`stylizer.metrics.rim_score`)."""
+    from stylizer.metrics import rim_score
+
+    if rendered.shape != original.shape:
+        return 0.0
+    return rim_score(original, rendered, mask)
 
 
 def image_path(root: Path, uri: str) -> str:

@@ -25,10 +25,73 @@ RENDER_FAILED = "render_failed"
 
 
 def render_params(ctx: RunContext) -> dict[str, Any]:
-    """The render parameters that change a render's pixels (and so its key)."""
+    """The render parameters that change a render's pixels (and so its key).
+
+    The scene strength is per condition (see :func:`condition_strengths`) and is
+    added to each key's parameters by :func:`run`.
+    """
+    from stylizer.mask_fusion import MASK_VERSION
+
     r = ctx.config.render
     return {"mode": r.mode, "max_side": r.max_side, "format": r.format, "quality": r.quality,
-            "strength": r.strength}
+            "strength": r.strength, "shadow_strength": r.shadow_strength, "tone": r.tone,
+            "mask": MASK_VERSION}
+
+
+def style_strengths(ctx: RunContext) -> dict[str, float]:
+    """Per-style scene strength from the style library's optional ``strength`` column.
+
+    A library without the column is valid (every style gets ``render.scene_strength``);
+    an empty cell means the default too; a value outside [0, 1] or not a number is
+    ignored with a warning naming the style, and the default is used.
+    """
+    import logging
+
+    path = ctx.config.path(ctx.config.inputs.styles)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            table = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt"):
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:
+            return {}
+    except (OSError, ValueError):
+        return {}
+    if "strength" not in table.columns or "style_id" not in table.columns:
+        return {}
+    out: dict[str, float] = {}
+    for sid, raw in zip(table["style_id"].astype(str), table["strength"], strict=True):
+        text = str(raw).strip()
+        if text in ("", "nan", "None"):
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0.0 <= value <= 1.0:
+            logging.getLogger("stylerec.render").warning(
+                "style %s: strength %r is not in [0, 1]; using render.scene_strength", sid, text
+            )
+            continue
+        out[sid] = value
+    return out
+
+
+def condition_strengths(
+    conditions: list[dict[str, Any]], per_style: dict[str, float], default: float
+) -> list[float]:
+    """Scene strength per condition: its styles' strengths, weighted as the styles are blended."""
+    out = []
+    for cond in conditions:
+        styles = cond.get("style_ids") or []
+        weights = np.asarray(cond.get("weights") or [1.0] * len(styles), dtype=np.float64)
+        if not styles or weights.sum() <= 0:
+            out.append(default)
+            continue
+        values = np.asarray([per_style.get(str(s), default) for s in styles], dtype=np.float64)
+        out.append(round(float(values @ weights / weights.sum()), 4))
+    return out
 
 
 def chosen_items(ctx: RunContext, items: pd.DataFrame) -> pd.DataFrame:
@@ -59,17 +122,20 @@ def run(ctx: RunContext) -> dict[str, Any]:
     version = model_version()
     params = render_params(ctx)
     codes = np.asarray([c["code"] for c in conditions], dtype=np.float32)
+    strengths = condition_strengths(conditions, style_strengths(ctx), cfg.render.scene_strength)
+    cond_params = [{**params, "scene_strength": s} for s in strengths]
 
     jobs: list[RenderJob] = []
     index_rows: list[dict[str, Any]] = []
     all_keys: list[str] = []
     for item in items.itertuples(index=False):
-        keys = [render_key(item.image_hash, code, version, params) for code in codes]
+        keys = [render_key(item.image_hash, code, version, cp)
+                for code, cp in zip(codes, cond_params, strict=True)]
         all_keys += keys
-        for key, cond in zip(keys, conditions, strict=True):
+        for key, cond, cp in zip(keys, conditions, cond_params, strict=True):
             index_rows.append({
                 "key": key, "item_id": item.item_id, "condition_hash": cond["condition_hash"],
-                "uri": cache.relpath(key), "params": params,
+                "uri": cache.relpath(key), "params": cp,
             })
         missing = set(cache.missing(keys))
         if missing:
@@ -78,11 +144,13 @@ def run(ctx: RunContext) -> dict[str, Any]:
                 item_id=item.item_id, image_path=item.image_path,
                 keys=[keys[i] for i in pick], codes=codes[pick],
                 condition_hashes=[conditions[i]["condition_hash"] for i in pick],
+                scene_strengths=[strengths[i] for i in pick],
             ))
 
     rows_by_key = {r["key"]: r for r in index_rows}
     rendered = 0
     fidelity: list[float] = []
+    rims: list[float] = []
     failed: list[dict[str, str]] = []
     for outcome in make_executor(cfg).render(jobs, cache):
         if outcome.error is not None:
@@ -92,8 +160,12 @@ def run(ctx: RunContext) -> dict[str, Any]:
         # Index each item's renders as soon as its files exist (a crash keeps them),
         # with the product's measured colour fidelity beside the render parameters.
         for key, de in outcome.delta_e.items():
-            rows_by_key[key]["params"] = {**params, "product_delta_e": round(de, 3)}
+            rows_by_key[key]["params"] = {**rows_by_key[key]["params"],
+                                          "product_delta_e": round(de, 3)}
             fidelity.append(de)
+        for key, rim in outcome.rim.items():
+            rows_by_key[key]["params"] = {**rows_by_key[key]["params"], "rim": round(rim, 4)}
+            rims.append(rim)
         ctx.store.add_renders(ctx.run_id, [rows_by_key[k] for k in outcome.written])
         rendered += len(outcome.written)
     if failed:
@@ -113,4 +185,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "product_delta_e_mean": round(float(np.mean(fidelity)), 3) if fidelity else None,
         "product_delta_e_max": round(float(np.max(fidelity)), 3) if fidelity else None,
         "product_delta_e_over_2_3": int(np.sum(np.asarray(fidelity) > 2.3)),
+        "product_delta_e_median": round(float(np.median(fidelity)), 3) if fidelity else None,
+        "rim_median": round(float(np.median(rims)), 4) if rims else None,
+        "rim_max": round(float(np.max(rims)), 4) if rims else None,
+        "scene_strengths": sorted(set(strengths)),
     }

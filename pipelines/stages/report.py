@@ -229,7 +229,22 @@ def _renders(ctx: RunContext) -> Section:
             f"{fidelity.max():.2f} at worst; {int((fidelity > 2.3).sum())} above the "
             "just-noticeable difference of 2.3."
         )
+    edges = _served_param(ctx, "rim")
+    if edges.size and fidelity.size:
+        sec.paragraphs.append(
+            f"Product edges over the {edges.size} renders with a recorded rim: backdrop left "
+            f"unchanged 3-10 px outside the product, in excess of the background's share, "
+            f"median {np.median(edges):.3f}, worst {edges.max():.3f}; product CIEDE2000 median "
+            f"{np.median(fidelity):.2f}, worst {fidelity.max():.2f}."
+        )
     return sec
+
+
+def _served_param(ctx: RunContext, name: str) -> np.ndarray:
+    """A per-render figure recorded in the render parameters (reused renders included)."""
+    renders = ctx.store.renders_for_run(ctx.run_id)
+    values = [p.get(name) for p in renders.get("params", []) if isinstance(p, dict)]
+    return np.asarray([v for v in values if v is not None], dtype=np.float64)
 
 
 def _served_fidelity(ctx: RunContext) -> np.ndarray:
