@@ -35,6 +35,7 @@ import numpy as np
 SEEDS = Path(__file__).with_name("data") / "hm_reference_seeds.json"
 STROKE_PX = 5
 RIM_PX = 3
+WAND = 2
 
 
 def load_seeds() -> dict[str, dict]:
@@ -60,6 +61,20 @@ def reference_mask(rgb: np.ndarray, seeds: dict) -> np.ndarray:
         gc[y0:y1, x0 : x0 + rim] = cv2.GC_BGD
     if x1 < w - 2:
         gc[y0:y1, x1 - rim : x1] = cv2.GC_BGD
+    # Magic wand from the box's rim: paper reached from outside through steps of at most
+    # ``WAND`` levels (an outline is a bigger step) is backdrop.  Off with "wand": 0.
+    wand = int(seeds.get("wand", WAND))
+    if wand > 0:
+        flood = np.zeros((h + 2, w + 2), np.uint8)
+        flags = 4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
+        img = cv2.GaussianBlur(rgb, (0, 0), 0.8)
+        step = max(8, (x1 - x0) // 40)
+        rim_pts = [(x, y) for x in range(x0 + 1, x1 - 1, step) for y in (y0 + 1, y1 - 2)]
+        rim_pts += [(x, y) for y in range(y0 + 1, y1 - 1, step) for x in (x0 + 1, x1 - 2)]
+        for x, y in rim_pts:
+            if 0 <= x < w and 0 <= y < h and gc[y, x] == cv2.GC_BGD and not flood[y + 1, x + 1]:
+                cv2.floodFill(img, flood, (x, y), 0, (wand,) * 3, (wand,) * 3, flags)
+        gc[flood[1:-1, 1:-1] > 0] = cv2.GC_BGD
     for key, label in (("bg", cv2.GC_BGD), ("fg", cv2.GC_FGD)):
         for line in seeds.get(key, []):
             pts = np.asarray(line, np.int32).reshape(-1, 1, 2)

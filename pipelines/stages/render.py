@@ -94,6 +94,17 @@ def condition_strengths(
     return out
 
 
+def condition_params(
+    ctx: RunContext, conditions: list[dict[str, Any]]
+) -> tuple[list[float], list[dict[str, Any]]]:
+    """Scene strength and render-key parameters of each condition (the report finds files by them)."""
+    strengths = condition_strengths(
+        conditions, style_strengths(ctx), ctx.config.render.scene_strength
+    )
+    params = render_params(ctx)
+    return strengths, [{**params, "scene_strength": s} for s in strengths]
+
+
 def chosen_items(ctx: RunContext, items: pd.DataFrame) -> pd.DataFrame:
     """All items, or the top-N by interactions in this run's events (``render.items``)."""
     spec = ctx.config.render.items
@@ -120,10 +131,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     items = chosen_items(ctx, pd.read_parquet(ctx.run_dir / ITEMS))
     conditions = load_conditions(ctx)
     version = model_version()
-    params = render_params(ctx)
     codes = np.asarray([c["code"] for c in conditions], dtype=np.float32)
-    strengths = condition_strengths(conditions, style_strengths(ctx), cfg.render.scene_strength)
-    cond_params = [{**params, "scene_strength": s} for s in strengths]
+    strengths, cond_params = condition_params(ctx, conditions)
 
     jobs: list[RenderJob] = []
     index_rows: list[dict[str, Any]] = []

@@ -34,7 +34,7 @@ from pipelines.stages.artifacts import (
     STYLES,
     USER_MAP,
 )
-from pipelines.stages.render import chosen_items, load_conditions, render_params
+from pipelines.stages.render import chosen_items, condition_params, load_conditions
 from recsys.interactions import IdMap
 from recsys.model import StylePreferenceModel
 from recsys.segments import Segmentation
@@ -131,10 +131,11 @@ def _segment_sheets(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]
     items = items.assign(pop=items["item_id"].astype(str).map(pop).fillna(0))
     sample = items.sort_values("pop", ascending=False, kind="stable").head(SHEET_ITEMS)
     cache = RenderCache(cfg.path(cfg.outputs.render_dir), cfg.render.format, cfg.render.quality)
-    version, params = model_version(), render_params(ctx)
+    version = model_version()
+    _, cond_params = condition_params(ctx, conditions)
     originals = [load_image(p, max_side=THUMB).rgb for p in sample["image_path"]]
     subsections: list[Section] = []
-    for cond in conditions:
+    for cond, params in zip(conditions, cond_params, strict=True):
         sid = cond["segment_id"]
         sub = Section(f"segment-{sid}", f"Segment {sid} ({cond['n_users']} shoppers)")
         names = [str(styles.loc[s, "name"]) if s in styles.index else s for s in cond["style_ids"]]
