@@ -79,7 +79,7 @@ class RenderConfig:
     # Background/harmonize scenes: the stylized scene's blend with the clean backdrop
     # (a style library's optional ``strength`` column overrides it per style), the
     # opacity of the product's contact/drop shadow, and the scene's tone harmonisation.
-    scene_strength: float = 0.6
+    scene_strength: float = 0.5
     shadow_strength: float = 0.3
     tone: float = 0.0
 

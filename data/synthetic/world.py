@@ -255,7 +255,7 @@ def _image_job(
 
 #: Scene strength of the demo's artworks in ``library.csv``: a hint of the painting behind
 #: the product; backdrop materials show more (``materials.MATERIAL_STRENGTH``).
-ARTWORK_STRENGTH = 0.5
+ARTWORK_STRENGTH = 0.45
 
 
 def write_style_library(root: Path, styles: pd.DataFrame, size: int) -> Path:

@@ -62,10 +62,10 @@ def add_render_options(p: argparse.ArgumentParser, default_max_side: int) -> Non
         "--scene-strength",
         type=strength,
         nargs="+",
-        default=[0.6],
+        default=[0.5],
         metavar="S",
         help="0..1, how much of the stylized scene shows over the clean backdrop: one value, "
-        "or one per style (default 0.6: calm)",
+        "or one per style (default 0.5: calm)",
     )
     p.add_argument(
         "--shadow",
