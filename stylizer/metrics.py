@@ -267,6 +267,7 @@ def silhouette_change(
     original: np.ndarray,
     rendered: np.ndarray,
     estimator: object | None = None,
+    before: np.ndarray | None = None,
 ) -> float:
     """Pixels whose product/not-product call differs between render and original, per product pixel.
 
@@ -274,11 +275,13 @@ def silhouette_change(
     prior (:func:`stylizer.saliency.salient_prior`), which judges shape and
     does not assume a plain backdrop, so it reads the render as fairly as the
     photo.  0 means the product's silhouette is exactly what it was.
+    ``before``: the estimator's output on ``original`` when already known (one
+    photo under many styles).
     """
     _check_pair(original, rendered)
     if estimator is None:
         from stylizer.saliency import salient_prior as estimator
-    a = np.asarray(estimator(original)) > 0.5  # type: ignore[operator]
+    a = np.asarray(before if before is not None else estimator(original)) > 0.5  # type: ignore[operator]
     b = np.asarray(estimator(rendered)) > 0.5  # type: ignore[operator]
     if not a.any():
         return 0.0 if not b.any() else 1.0
