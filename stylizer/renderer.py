@@ -17,6 +17,11 @@ multicoloured, mean CIEDE2000 around 30), which is unusable in a shop.  The
     ``I = a*F + (1-a)*B`` with ``B`` the old backdrop, so we recover ``F`` and
     lay it over the stylized scene ``S`` as ``a*F + (1-a)*S``.  Plain alpha
     blending would instead leave a thin ring of the old backdrop (the "halo").
+    The scene is then finished (:mod:`stylizer.compositing`): blended with the
+    clean backdrop at the scene strength (a calm scene, per style), darkened by
+    the product's contact shadow, optionally toned towards the photo's light;
+    none of it touches a product pixel.  The mask is the fused mask of
+    :mod:`stylizer.mask_fusion`, cached by image content when ``mask_cache`` is set.
 ``harmonize``
     like ``background``, but the product also takes a light touch of the style's
     texture (its high-frequency lightness), capped so the product's mean
