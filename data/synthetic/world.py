@@ -258,7 +258,7 @@ def _image_job(
 ARTWORK_STRENGTH = 0.45
 
 
-def write_style_library(root: Path, styles: pd.DataFrame, size: int) -> Path:
+def write_style_library(root: Path, styles: pd.DataFrame, size: int, seed: int = 0) -> Path:
     """Write ``library.csv``: the planted styles plus procedural backdrop materials.
 
     ``styles.csv`` stays the planted library (the truth and the logs refer to it);
@@ -273,7 +273,7 @@ def write_style_library(root: Path, styles: pd.DataFrame, size: int) -> Path:
     extra = []
     for name, (tags, _) in MATERIALS.items():
         uri = f"styles/material-{name}.png"
-        _write_png(root / uri, draw_material(name, size))
+        _write_png(root / uri, draw_material(name, size, seed))
         extra.append({"style_id": f"m-{name}", "name": name, "image_uri": uri,
                       "tags": ";".join(tags), "strength": f"{MATERIAL_STRENGTH:g}"})
     library = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
@@ -400,7 +400,7 @@ def generate_world(out_dir: str | os.PathLike[str], config: WorldConfig | None =
             ):
                 fut.result()
         log.info("world %s: %d images written", root, len(jobs))
-        write_style_library(root, styles, cfg.image_size)
+        write_style_library(root, styles, cfg.image_size, cfg.seed)
     # truth.json last: it marks the world complete, so an interrupted run fails to load.
     (root / "truth.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     log.info("world %s generated in %.1f s", root, time.perf_counter() - t0)
