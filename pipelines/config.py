@@ -82,6 +82,12 @@ class RenderConfig:
     batch_size: int = 8
     # a student generator's weights from `stylerec train-generator` ("" = the imported one)
     generator: str = ""
+    # Background/harmonize scenes: the stylized scene's blend with the clean backdrop
+    # (a style library's optional ``strength`` column overrides it per style), the
+    # opacity of the product's contact/drop shadow, and the scene's tone harmonisation.
+    scene_strength: float = 0.5
+    shadow_strength: float = 0.3
+    tone: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -260,6 +266,11 @@ def _check_ranges(cfg: Config) -> None:
         (32 <= cfg.render.max_side <= 4096, "render.max_side: must be between 32 and 4096"),
         (1 <= cfg.render.quality <= 100, "render.quality: must be between 1 and 100"),
         (0.0 <= cfg.render.strength <= 1.0, "render.strength: must be between 0 and 1"),
+        (0.0 <= cfg.render.scene_strength <= 1.0,
+         "render.scene_strength: must be between 0 and 1"),
+        (0.0 <= cfg.render.shadow_strength <= 1.0,
+         "render.shadow_strength: must be between 0 and 1"),
+        (0.0 <= cfg.render.tone <= 1.0, "render.tone: must be between 0 and 1"),
         (1 <= cfg.render.batch_size <= 256, "render.batch_size: must be between 1 and 256"),
         ("\x00" not in cfg.render.generator, "render.generator: not a usable path"),
         (cfg.executor.kind in EXECUTORS,

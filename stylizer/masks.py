@@ -37,7 +37,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["MaskParams", "background_model", "product_mask", "binarize"]
+__all__ = [
+    "ClassicalEstimate",
+    "MASK_METHODS",
+    "MaskParams",
+    "background_model",
+    "binarize",
+    "estimate_classical",
+    "product_mask",
+]
 
 #: Seed of OpenCV's RNG before GrabCut, so that a photo always gets the same mask.
 _GRABCUT_SEED = 0x5EED
@@ -177,8 +185,35 @@ def _clean(binary: np.ndarray, p: MaskParams) -> np.ndarray:
     return binary
 
 
+@dataclass(frozen=True)
+class ClassicalEstimate:
+    """The classical mask with the evidence behind it, at working resolution.
+
+    ``dist``: colour distance to the backdrop model (CIELAB, shadows discounted);
+    ``t_lo``: the threshold above which a pixel differs from the backdrop;
+    ``grad``: lightness gradient magnitude; ``t_edge``: gradient of an outline
+    (well above the backdrop's own noise); ``texture``: mean gradient of fabric;
+    ``diff``: CIELAB difference to the backdrop model (``HxWx3``, L first).
+    :mod:`stylizer.mask_fusion` uses them to judge the learned prior's additions.
+    """
+
+    binary: np.ndarray
+    dist: np.ndarray
+    t_lo: float
+    grad: np.ndarray
+    t_edge: float
+    texture: float
+    diff: np.ndarray
+
+
 def _estimate(rgb: np.ndarray, p: MaskParams) -> np.ndarray:
     """Binary product mask at working resolution (bool)."""
+    return estimate_classical(rgb, p).binary
+
+
+def estimate_classical(rgb: np.ndarray, p: MaskParams | None = None) -> ClassicalEstimate:
+    """The classical estimate (steps 1-5 of the module doc) at ``rgb``'s resolution."""
+    p = p or MaskParams()
     h, w = rgb.shape[:2]
     lab = _lab(rgb)
     border = max(2, round(p.border_frac * min(h, w)))
@@ -196,18 +231,24 @@ def _estimate(rgb: np.ndarray, p: MaskParams) -> np.ndarray:
     strip[:border] = strip[-border:] = True
     strip[:, :border] = strip[:, -border:] = True
     gc[strip & (dist < t_lo)] = cv2.GC_BGD
+    backdrop = strip & (dist < t_lo)
+    gx, gy = _lightness_gradient(lab)
+    grad = np.hypot(gx, gy)
+    noise_g = grad[backdrop] if backdrop.sum() >= 50 else grad.ravel()
+    t_edge = max(p.edge_floor, p.edge_factor * float(np.percentile(noise_g, 99.5)))
+    texture = p.texture_factor * max(float(np.median(noise_g)), p.edge_floor / 8)
     if not np.any(np.isin(gc, (cv2.GC_BGD, cv2.GC_PR_BGD))):
-        return np.ones((h, w), bool)
+        return ClassicalEstimate(
+            np.ones((h, w), bool), dist, t_lo, grad, t_edge, texture, lab - bg
+        )
     binary = np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD))
     if binary.sum() < 0.0005 * h * w:
         # Nothing stands out by colour; only an outline can still reveal a product.
         binary = np.zeros((h, w), bool)
     else:
         binary = _grabcut(rgb, gc, p)
-    backdrop = strip & (dist < t_lo)
-    gx, gy = _lightness_gradient(lab)
     binary |= _enclosed_by_outline(binary, gx, gy, dist, t_lo, backdrop, p)
-    return _clean(binary, p)
+    return ClassicalEstimate(_clean(binary, p), dist, t_lo, grad, t_edge, texture, lab - bg)
 
 
 def _grabcut(rgb: np.ndarray, gc: np.ndarray, p: MaskParams) -> np.ndarray:
@@ -353,20 +394,31 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
+#: ``method`` values of :func:`product_mask`.
+MASK_METHODS = ("auto", "fused", "classical")
+
+
 def product_mask(
     image: np.ndarray,
     alpha: np.ndarray | None = None,
     user_mask: np.ndarray | None = None,
     params: MaskParams | None = None,
+    method: str = "auto",
 ) -> np.ndarray:
     """Soft product mask (float32 ``H x W`` in [0, 1]; 1 = product) for an RGB uint8 image.
 
     ``user_mask`` (float in [0, 1] or uint8) wins over ``alpha`` (uint8 alpha
     channel of a cut-out), which wins over the estimate; a supplied mask is
-    only resized, never second-guessed.
+    only resized, never second-guessed.  ``method``: ``"fused"`` (the classical
+    estimate fused with the learned prior and refined at full size, see
+    :mod:`stylizer.mask_fusion`), ``"classical"`` (this module alone, upsampled
+    and feathered: the mask before the prior existed), ``"auto"`` (fused when
+    the prior's weights are installed).
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 image, got {image.dtype} {image.shape}")
+    if method not in MASK_METHODS:
+        raise ValueError(f"unknown mask method {method!r}; use one of {', '.join(MASK_METHODS)}")
     h, w = image.shape[:2]
     supplied = user_mask if user_mask is not None else alpha
     if supplied is not None:
@@ -378,6 +430,14 @@ def product_mask(
             m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
         return np.clip(m, 0.0, 1.0)
     p = params or MaskParams()
+    if method == "auto":
+        from stylizer.saliency import available
+
+        method = "fused" if available() else "classical"
+    if method == "fused":
+        from stylizer.mask_fusion import fused_mask
+
+        return fused_mask(image, p)
     scale = min(1.0, p.work_side / max(h, w))
     small = (
         image

@@ -15,6 +15,22 @@ report plots:
   the render and a clean render of the scene without the product.  A ring of
   the old backdrop, or product colours smeared outward, show up there.
 
+The edge metrics judge what a shopper sees around the product.  Measured
+against a *reference* mask the renderer did not produce (the acceptance
+evaluation), they catch mask errors; measured against the renderer's own mask
+(the nightly report), they catch compositing errors:
+
+* ``rim_score``: the share of a band 3-10 px outside the product where the
+  render left the original backdrop unchanged, in excess of the share over
+  the background as a whole (a calm scene leaves some backdrop nearly as it
+  was everywhere; a rim is *extra* unchanged backdrop hugging the product);
+* ``hole_area``: the largest region the reference calls backdrop that the
+  render kept as product (the gap between trouser legs, a handle's inside),
+  beyond a 2 px seam, as a share of the frame;
+* ``silhouette_change``: the product's mask estimated on the render vs on the
+  original (same estimator), pixels that differ as a share of the product's
+  area: a product that grew (a rim, a shadow read as product) or shrank.
+
 Networks are passed in (an encoder and a fitted :class:`StyleSpace`), never
 loaded at import, so the metrics module stays cheap to import.
 """
@@ -40,6 +56,9 @@ __all__ = [
     "product_ssim",
     "style_similarity",
     "background_only",
+    "hole_area",
+    "rim_score",
+    "silhouette_change",
 ]
 
 
@@ -188,3 +207,83 @@ def halo_score(
         return 0.0
     de = deltaE_ciede2000(rgb2lab(rendered[band][None]), rgb2lab(clean[band][None]))
     return float(de.mean())
+
+
+def _band(mask: np.ndarray, inner: int, outer: int) -> np.ndarray:
+    """Pixels between ``inner`` and ``outer`` px outside the hard mask (> 0.5)."""
+    hard = (mask > 0.5).astype(np.uint8)
+    near = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inner + 1,) * 2))
+    far = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * outer + 1,) * 2))
+    return (far > 0) & (near == 0)
+
+
+def rim_score(
+    original: np.ndarray,
+    rendered: np.ndarray,
+    mask: np.ndarray,
+    inner: int = 3,
+    outer: int = 10,
+    unchanged_de: float = 2.0,
+) -> float:
+    """Extra share of unchanged backdrop in the band ``inner``-``outer`` px outside the product.
+
+    A pixel is unchanged when its CIEDE2000 to the original is below
+    ``unchanged_de``.  Returns ``max(0, share in band - share in the rest of
+    the background)``: 0 for a clean edge, up to 1 for a full ring of old backdrop.
+    """
+    _check_pair(original, rendered)
+    band = _band(mask, inner, outer)
+    rest = ~_band(mask, 0, outer) & (mask <= 0.5)
+    if not band.any():
+        return 0.0
+
+    def unchanged_share(where: np.ndarray, max_pixels: int) -> float:
+        # A fixed-stride sample bounds the cost (CIEDE2000 is slow) and stays deterministic.
+        ys, xs = np.nonzero(where)
+        step = max(1, ys.size // max_pixels)
+        ys, xs = ys[::step], xs[::step]
+        de = deltaE_ciede2000(rgb2lab(original[ys, xs][None]), rgb2lab(rendered[ys, xs][None]))
+        return float((de < unchanged_de).mean())
+
+    base = unchanged_share(rest, 20_000) if rest.any() else 0.0
+    return max(0.0, unchanged_share(band, 20_000) - base)
+
+
+def hole_area(kept: np.ndarray, reference: np.ndarray, seam_px: int = 2) -> float:
+    """Largest connected region kept as product (``kept > 0.5``) that ``reference`` calls backdrop.
+
+    Pixels within ``seam_px`` of the reference product are the seam, not a hole.
+    Returns its area as a share of the frame (0 when nothing is kept wrongly).
+    """
+    ref = (reference > 0.5).astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * seam_px + 1,) * 2)
+    wrong = (kept > 0.5) & (cv2.dilate(ref, k) == 0)
+    if not wrong.any():
+        return 0.0
+    n, _, stats, _ = cv2.connectedComponentsWithStats(wrong.astype(np.uint8), connectivity=8)
+    return float(stats[1:, cv2.CC_STAT_AREA].max()) / wrong.size
+
+
+def silhouette_change(
+    original: np.ndarray,
+    rendered: np.ndarray,
+    estimator: object | None = None,
+    before: np.ndarray | None = None,
+) -> float:
+    """Pixels whose product/not-product call differs between render and original, per product pixel.
+
+    ``estimator(image) -> float HxW in [0, 1]``; default: the salient-object
+    prior (:func:`stylizer.saliency.salient_prior`), which judges shape and
+    does not assume a plain backdrop, so it reads the render as fairly as the
+    photo.  0 means the product's silhouette is exactly what it was.
+    ``before``: the estimator's output on ``original`` when already known (one
+    photo under many styles).
+    """
+    _check_pair(original, rendered)
+    if estimator is None:
+        from stylizer.saliency import salient_prior as estimator
+    a = np.asarray(before if before is not None else estimator(original)) > 0.5  # type: ignore[operator]
+    b = np.asarray(estimator(rendered)) > 0.5  # type: ignore[operator]
+    if not a.any():
+        return 0.0 if not b.any() else 1.0
+    return float((a ^ b).sum()) / float(a.sum())

@@ -17,6 +17,11 @@ multicoloured, mean CIEDE2000 around 30), which is unusable in a shop.  The
     ``I = a*F + (1-a)*B`` with ``B`` the old backdrop, so we recover ``F`` and
     lay it over the stylized scene ``S`` as ``a*F + (1-a)*S``.  Plain alpha
     blending would instead leave a thin ring of the old backdrop (the "halo").
+    The scene is then finished (:mod:`stylizer.compositing`): blended with the
+    clean backdrop at the scene strength (a calm scene, per style), darkened by
+    the product's contact shadow, optionally toned towards the photo's light;
+    none of it touches a product pixel.  The mask is the fused mask of
+    :mod:`stylizer.mask_fusion`, cached by image content when ``mask_cache`` is set.
 ``harmonize``
     like ``background``, but the product also takes a light touch of the style's
     texture (its high-frequency lightness), capped so the product's mean
@@ -44,8 +49,20 @@ import numpy as np
 from skimage.color import deltaE_ciede2000, lab2rgb, rgb2lab
 from tqdm.auto import tqdm
 
+from stylizer.compositing import (
+    composite_decontaminated,
+    composite_decontaminated_torch,
+    contact_shadow,
+    fill_region,
+    finish_scene,
+    finish_scene_torch,
+    harmonize_tone,
+    scene_content,
+    scene_grain,
+)
 from stylizer.image_io import ImageError, load_image, resize_max_side, save_image
-from stylizer.masks import binarize, product_mask
+from stylizer.mask_cache import MaskCache
+from stylizer.masks import MASK_METHODS, binarize, product_mask
 from stylizer.style_space import StyleSpace
 
 __all__ = [
@@ -56,6 +73,8 @@ __all__ = [
     "composite_decontaminated",
     "composite_decontaminated_torch",
     "fill_region",
+    "scene_content",
+    "scene_grain",
 ]
 
 log = logging.getLogger(__name__)
@@ -91,111 +110,6 @@ class RenderResult:
     def ok(self) -> bool:
         """True when the file was rendered and written."""
         return self.error is None
-
-
-def fill_region(image: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Fill the pixels where ``known`` is False from the known ones (push-pull pyramid).
-
-    Smooth, fast (a few pyramid levels; O(pixels)) and free of the streaks that
-    ``cv2.inpaint`` draws across large holes; holes the size of a garment are
-    filled with the surrounding backdrop's colours and gradient.
-    """
-    img = image.astype(np.float32)
-    w = known.astype(np.float32)
-    if w.min() >= 1.0:
-        return img
-    if w.max() <= 0.0:
-        mean = img.reshape(-1, img.shape[-1]).mean(axis=0)
-        return np.broadcast_to(mean, img.shape).astype(np.float32).copy()
-    return _push_pull(img * w[..., None], w)
-
-
-def _push_pull(premult: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    h, w = weight.shape
-    colour = premult / np.maximum(weight, 1e-6)[..., None]
-    if min(h, w) <= 2:
-        total = weight.sum()
-        mean = premult.reshape(-1, premult.shape[-1]).sum(axis=0) / max(total, 1e-6)
-        return np.where(weight[..., None] > 1e-6, colour, mean).astype(np.float32)
-    small_p = cv2.pyrDown(premult)
-    small_w = cv2.pyrDown(weight)
-    coarse = _push_pull(small_p, small_w)
-    up = cv2.pyrUp(coarse, dstsize=(w, h))
-    # Trust a level's own (partial) average in proportion to how much known data fed it.
-    trust = np.clip(weight * 4.0, 0.0, 1.0)[..., None]
-    return (trust * colour + (1.0 - trust) * up).astype(np.float32)
-
-
-def scene_grain(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """Multi-scale (1/f) grey noise with unit standard deviation, deterministic per seed.
-
-    The generator normalises each feature map per image (instance norm), so on
-    a perfectly flat backdrop (pure white studio paper, or a filled hole) it has
-    nothing to amplify and paints a flat wash.  A faint grain of several scales
-    gives it structure to turn into brush strokes, uniformly across catalogs
-    whose backdrops happen to be clean or noisy.
-    """
-    h, w = shape
-    rng = np.random.default_rng(seed)
-    out = np.zeros((h, w), np.float32)
-    for cell in (64, 32, 16, 8, 4, 2):
-        gh, gw = max(2, h // cell + 2), max(2, w // cell + 2)
-        grid = rng.standard_normal((gh, gw)).astype(np.float32)
-        out += cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC) * (cell / 64.0) ** 0.5
-    out -= out.mean()
-    return out / max(float(out.std()), 1e-6)
-
-
-def scene_content(backdrop: np.ndarray, grain: float) -> np.ndarray:
-    """What the generator sees for the scene: the filled backdrop plus a faint grain.
-
-    The backdrop is compressed a little towards mid-grey first so the grain is
-    not clipped away on white paper.
-    """
-    base = backdrop.astype(np.float32)
-    if grain > 0:
-        base = 3.0 * grain + base * (1.0 - 6.0 * grain / 255.0)
-        base = base + grain * scene_grain(base.shape[:2])[..., None]
-    return np.clip(np.rint(base), 0, 255).astype(np.uint8)
-
-
-def composite_decontaminated(
-    original: np.ndarray, backdrop: np.ndarray, scene: np.ndarray, mask: np.ndarray
-) -> np.ndarray:
-    """``a*F + (1-a)*S`` with ``F`` the edge colour freed of the old backdrop ``B``.
-
-    From ``I = a*F + (1-a)*B`` it follows that ``a*F = I - (1-a)*B``, so the
-    result is ``I - (1-a)*B + (1-a)*S``, computed without dividing by a small
-    alpha.  Where ``a = 1`` the original pixel is returned exactly.
-    """
-    a = np.clip(mask.astype(np.float32), 0.0, 1.0)[..., None]
-    orig = original.astype(np.float32)
-    fg_part = np.clip(orig - (1.0 - a) * backdrop.astype(np.float32), 0.0, 255.0 * a)
-    out = fg_part + (1.0 - a) * scene.astype(np.float32)
-    out = np.where(a >= 1.0, orig, out)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def composite_decontaminated_torch(
-    original: object, backdrop: object, scene: object, mask: object
-) -> object:
-    """:func:`composite_decontaminated` on torch tensors (``HxWx3``, mask ``HxW``), any device.
-
-    The same float32 arithmetic in the same order, so on CPU the result is
-    identical to the numpy version; on CUDA a fused multiply-add may move a
-    pixel by one level.  Lets a GPU renderer composite where the scene already is.
-    """
-    import torch
-
-    a = mask.float().clamp(0.0, 1.0).unsqueeze(-1)  # type: ignore[attr-defined]
-    orig = original.float()  # type: ignore[attr-defined]
-    fg_part = torch.minimum(
-        torch.clamp(orig - (1.0 - a) * backdrop.float(), min=0.0),  # type: ignore[attr-defined]
-        255.0 * a,
-    )
-    out = fg_part + (1.0 - a) * scene.float()  # type: ignore[attr-defined]
-    out = torch.where(a >= 1.0, orig, out)
-    return torch.round(out).clamp_(0, 255).to(torch.uint8)
 
 
 def _default_runtime(device: object) -> Runtime:
@@ -238,6 +152,13 @@ class Renderer:
     texture: weight of the style's lightness detail on the product (harmonize).
     scene_grain: std (in 8-bit levels) of the faint grain added to the filled
         backdrop so flat studio paper still takes the style's texture.
+    scene_strength: 0..1, default blend of the stylized scene with the clean
+        backdrop (1: full style); a call may pass one per image.
+    shadow_strength: 0..1, opacity of the contact/drop shadow the product casts
+        on the scene (``background``/``harmonize``; 0: none).
+    tone: 0..1, how far the scene's lightness moves towards the original backdrop's.
+    mask_method: ``auto``, ``fused`` or ``classical`` (see :func:`stylizer.masks.product_mask`).
+    mask_cache: folder (or :class:`MaskCache`) of estimated masks keyed by image content.
     """
 
     def __init__(
@@ -252,6 +173,11 @@ class Renderer:
         encoder: object | None = None,
         texture: float = 0.6,
         scene_grain: float = 6.0,
+        scene_strength: float = 1.0,
+        shadow_strength: float = 0.3,
+        tone: float = 0.0,
+        mask_method: str = "auto",
+        mask_cache: MaskCache | str | os.PathLike[str] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown render mode {mode!r}; use one of {', '.join(MODES)}")
@@ -263,6 +189,15 @@ class Renderer:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if delta_e_budget <= 0:
             raise ValueError(f"delta_e_budget must be > 0, got {delta_e_budget}")
+        for name, value in (
+            ("scene_strength", scene_strength),
+            ("shadow_strength", shadow_strength),
+            ("tone", tone),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if mask_method not in MASK_METHODS:
+            raise ValueError(f"unknown mask method {mask_method!r}; use one of {MASK_METHODS}")
         self.mode = mode
         self.strength = float(strength)
         self.max_side = int(max_side)
@@ -271,6 +206,15 @@ class Renderer:
         self.delta_e_budget = float(delta_e_budget)
         self.texture = float(texture)
         self.scene_grain = float(scene_grain)
+        self.scene_strength = float(scene_strength)
+        self.shadow_strength = float(shadow_strength)
+        self.tone = float(tone)
+        self.mask_method = mask_method
+        self.mask_cache = (
+            mask_cache
+            if mask_cache is None or isinstance(mask_cache, MaskCache)
+            else MaskCache(mask_cache)
+        )
         self._runtime = runtime
         self._encoder = encoder
 
@@ -299,9 +243,13 @@ class Renderer:
         images: Sequence[np.ndarray],
         codes: np.ndarray,
         masks: Sequence[np.ndarray | None] | None = None,
+        scene_strengths: Sequence[float] | float | None = None,
     ) -> list[np.ndarray]:
         """Render each image with its code (``(N, 100)``, or one ``(100,)`` code for all)."""
-        return [r.image for r in self.render_detailed(images, codes, masks)]
+        return [
+            r.image
+            for r in self.render_detailed(images, codes, masks, scene_strengths=scene_strengths)
+        ]
 
     def render_detailed(
         self,
@@ -309,15 +257,20 @@ class Renderer:
         codes: np.ndarray,
         masks: Sequence[np.ndarray | None] | None = None,
         alphas: Sequence[np.ndarray | None] | None = None,
+        scene_strengths: Sequence[float] | float | None = None,
     ) -> list[Rendered]:
         """Like :meth:`render`, also returning each mask and product-free stylized scene.
 
         ``masks`` are user masks (float [0, 1] or uint8), ``alphas`` cut-out alpha
         channels; either wins over the estimated mask for its image.
+        ``scene_strengths``: one per image (or one for all) in [0, 1]; default
+        ``self.scene_strength``.  ``Rendered.scene`` is the finished scene (style
+        at that strength, shadow included): everything but the product.
         """
         n = len(images)
         if n == 0:
             return []
+        strengths = self._strengths_for(scene_strengths, n)
         masks = list(masks) if masks is not None else [None] * n
         alphas = list(alphas) if alphas is not None else [None] * n
         if len(masks) != n or len(alphas) != n:
@@ -329,6 +282,7 @@ class Renderer:
         imgs: list[np.ndarray] = []
         soft: list[np.ndarray | None] = [None] * n
         backdrops: list[np.ndarray | None] = [None] * n
+        shadows: list[np.ndarray | None] = [None] * n
         contents: list[np.ndarray] = []
         for i, raw in enumerate(images):
             key = (id(raw), id(masks[i]), id(alphas[i]))
@@ -339,17 +293,23 @@ class Renderer:
             if self.mode == "full":
                 contents.append(im)
             else:
-                soft[i], backdrops[i], content = rest
+                soft[i], backdrops[i], content, shadows[i] = rest
                 contents.append(content)
         target = self._codes_for(codes, n)
         if self.strength < 1.0:
             own = np.asarray(self.encoder.encode(imgs), dtype=np.float32)  # type: ignore[attr-defined]
             target = StyleSpace.interpolate(own, target, self.strength)
-        if self.mode == "background" and self._device().type == "cuda":
+        if self.mode == "background" and self.tone == 0.0 and self._device().type == "cuda":
             # GPU: composite where the scenes are; each distinct item is uploaded once.
             scene_t = self._stylize(contents, target, on_device=True)
-            return self._composite_on_device(imgs, backdrops, soft, scene_t)  # type: ignore[arg-type]
+            return self._composite_on_device(imgs, backdrops, soft, shadows, strengths, scene_t)  # type: ignore[arg-type]
         scenes = self._stylize(contents, target)
+        if self.mode != "full":
+            for i in range(n):
+                st = scenes[i]
+                if self.tone > 0.0:
+                    st = harmonize_tone(st, backdrops[i], self.tone)  # type: ignore[arg-type]
+                scenes[i] = finish_scene(st, backdrops[i], strengths[i], shadows[i])  # type: ignore[arg-type]
 
         products: list[np.ndarray | None] = [None] * n
         if self.mode == "harmonize":
@@ -447,12 +407,50 @@ class Renderer:
     def _prepare(
         self, im: np.ndarray, mask: np.ndarray | None, alpha: np.ndarray | None
     ) -> tuple[np.ndarray, ...]:
-        """``(image,)`` in full mode, else ``(image, soft mask, filled backdrop, scene content)``."""
+        """``(image,)`` in full mode, else ``(image, soft mask, filled backdrop, scene
+        content, shadow opacity or None)``."""
         if self.mode == "full":
             return (im,)
-        m = product_mask(im, alpha=alpha, user_mask=mask)
+        m = self.mask_for(im, alpha=alpha, user_mask=mask)
         backdrop = fill_region(im, ~self._removal_region(m))
-        return im, m, backdrop, scene_content(backdrop, self.scene_grain)
+        shadow = contact_shadow(m, self.shadow_strength) if self.shadow_strength > 0 else None
+        return im, m, backdrop, scene_content(backdrop, self.scene_grain), shadow
+
+    def mask_for(
+        self,
+        image: np.ndarray,
+        alpha: np.ndarray | None = None,
+        user_mask: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The product mask the renderer uses for ``image`` (at its size), cached by content.
+
+        A supplied mask or alpha wins and is never cached; an estimated mask is
+        looked up in (and stored to) ``mask_cache`` when one is configured.
+        """
+        if user_mask is not None or alpha is not None or self.mask_cache is None:
+            return product_mask(image, alpha=alpha, user_mask=user_mask, method=self.mask_method)
+        method = self.mask_method
+        if method == "auto":
+            from stylizer.saliency import available
+
+            method = "fused" if available() else "classical"
+        return self.mask_cache.get_or_compute(
+            image, method, lambda: product_mask(image, method=method)
+        )
+
+    def _strengths_for(self, strengths: Sequence[float] | float | None, n: int) -> list[float]:
+        if strengths is None:
+            return [self.scene_strength] * n
+        if np.isscalar(strengths):
+            values = [float(strengths)] * n  # type: ignore[arg-type]
+        else:
+            values = [float(v) for v in strengths]  # type: ignore[union-attr]
+        if len(values) != n:
+            raise ValueError(f"{n} images but {len(values)} scene strengths")
+        bad = [v for v in values if not 0.0 <= v <= 1.0]
+        if bad:
+            raise ValueError(f"scene strengths must be in [0, 1], got {bad[0]}")
+        return values
 
     def _check_image(self, image: np.ndarray, index: int) -> np.ndarray:
         arr = np.asarray(image)
@@ -495,23 +493,30 @@ class Renderer:
         imgs: list[np.ndarray],
         backdrops: list[np.ndarray],
         soft: list[np.ndarray],
+        shadows: list[np.ndarray | None],
+        strengths: list[float],
         scenes: list[object],
     ) -> list[Rendered]:
-        """Decontaminated composite on the scenes' device; returns host arrays."""
+        """Scene finish and decontaminated composite on the scenes' device; returns host arrays."""
         import torch
 
         device = self._device()
-        uploaded: dict[tuple[int, int, int], tuple[object, object, object]] = {}
+        uploaded: dict[tuple[int, int, int], tuple[object, ...]] = {}
         out: list[Rendered] = []
-        for im, backdrop, mask, scene in zip(imgs, backdrops, soft, scenes, strict=True):
+        for i, (im, backdrop, mask, stylized) in enumerate(
+            zip(imgs, backdrops, soft, scenes, strict=True)
+        ):
             key = (id(im), id(backdrop), id(mask))
             if key not in uploaded:
+                shadow = shadows[i]
                 uploaded[key] = (
                     torch.from_numpy(im).to(device, non_blocking=True),
                     torch.from_numpy(np.ascontiguousarray(backdrop)).to(device, non_blocking=True),
                     torch.from_numpy(np.ascontiguousarray(mask)).to(device, non_blocking=True),
+                    None if shadow is None else torch.from_numpy(shadow).to(device),
                 )
-            orig_t, back_t, mask_t = uploaded[key]
+            orig_t, back_t, mask_t, shadow_t = uploaded[key]
+            scene = finish_scene_torch(stylized, back_t, strengths[i], shadow_t)
             img = composite_decontaminated_torch(orig_t, back_t, scene, mask_t)
             out.append(
                 Rendered(

@@ -136,14 +136,16 @@ def test_device_composite_matches_the_host_one() -> None:
         *(torch.from_numpy(a) for a in (orig, backdrop, scene, mask))
     )
     np.testing.assert_array_equal(dev.numpy(), host)
-    # and through the renderer's device path (here on the CPU device)
+    # and through the renderer's device path (here on the CPU device), with a scene
+    # strength and the product's shadow finished on the device too
     img = _scene()
-    r = Renderer("background", runtime=StandInRuntime())
-    expected = r.render_detailed([img, img], np.stack([CODE, -CODE]))
-    im, m, back, content = r._prepare(img, None, None)
+    r = Renderer("background", runtime=StandInRuntime(), scene_strength=0.6, shadow_strength=0.4)
+    expected = r.render_detailed([img, img], np.stack([CODE, -CODE]), scene_strengths=[0.6, 0.3])
+    im, m, back, content, shadow = r._prepare(img, None, None)
+    assert shadow is not None and shadow.max() > 0.05
     scenes = r._stylize([content, content], np.stack([CODE, -CODE]), on_device=True)
     assert isinstance(scenes[0], torch.Tensor)
-    got = r._composite_on_device([im, im], [back, back], [m, m], scenes)
+    got = r._composite_on_device([im, im], [back, back], [m, m], [shadow, shadow], [0.6, 0.3], scenes)
     for e, g in zip(expected, got, strict=True):
         np.testing.assert_array_equal(g.image, e.image)
         np.testing.assert_array_equal(g.scene, e.scene)

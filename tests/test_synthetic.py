@@ -334,7 +334,10 @@ def test_same_seed_same_files_different_seed_different(tmp_path: Path) -> None:
     a = _tree_digest(generate_world(tmp_path / "a", WorldConfig(seed=11, **TINY)).dir)
     b = _tree_digest(generate_world(tmp_path / "b", WorldConfig(seed=11, **TINY)).dir)
     c = _tree_digest(generate_world(tmp_path / "c", WorldConfig(seed=12, **TINY)).dir)
-    assert len(a) == 5 + 2 * TINY["n_items"] + TINY["n_styles"]
+    from data.synthetic.materials import MATERIALS
+
+    # + library.csv and one image per backdrop material (the demo's style library)
+    assert len(a) == 5 + 2 * TINY["n_items"] + TINY["n_styles"] + 1 + len(MATERIALS)
     assert a == b
     assert a.keys() == c.keys()
     for name in ("events.parquet", "truth.npz", "images/i0000.png", "styles/s00.png"):

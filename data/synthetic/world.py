@@ -253,6 +253,35 @@ def _image_job(
         _write_png(root / "styles" / f"{ident}.png", draw_style(k, latent, cfg.image_size, rng))
 
 
+#: Scene strength of the demo's artworks in ``library.csv``: a hint of the painting behind
+#: the product; backdrop materials show more (``materials.MATERIAL_STRENGTH``).
+ARTWORK_STRENGTH = 0.45
+
+
+def write_style_library(root: Path, styles: pd.DataFrame, size: int, seed: int = 0) -> Path:
+    """Write ``library.csv``: the planted styles plus procedural backdrop materials.
+
+    ``styles.csv`` stays the planted library (the truth and the logs refer to it);
+    ``library.csv`` is what the demo's shop offers: the same artworks, each with a
+    calm ``strength``, next to the materials a shop shoots on (drawn to
+    ``styles/material-<name>.png``).  The materials have no events: the model
+    gives them embeddings from their codes, as any new style.
+    """
+    from data.synthetic.materials import MATERIAL_STRENGTH, MATERIALS, draw_material
+
+    rows = styles.assign(strength=f"{ARTWORK_STRENGTH:g}")
+    extra = []
+    for name, (tags, _) in MATERIALS.items():
+        uri = f"styles/material-{name}.png"
+        _write_png(root / uri, draw_material(name, size, seed))
+        extra.append({"style_id": f"m-{name}", "name": name, "image_uri": uri,
+                      "tags": ";".join(tags), "strength": f"{MATERIAL_STRENGTH:g}"})
+    library = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
+    path = root / "library.csv"
+    library.to_csv(path, index=False)
+    return path
+
+
 def generate_world(out_dir: str | os.PathLike[str], config: WorldConfig | None = None) -> World:
     """Generate a demo world into ``out_dir`` and return it loaded back.
 
@@ -371,6 +400,7 @@ def generate_world(out_dir: str | os.PathLike[str], config: WorldConfig | None =
             ):
                 fut.result()
         log.info("world %s: %d images written", root, len(jobs))
+        write_style_library(root, styles, cfg.image_size, cfg.seed)
     # truth.json last: it marks the world complete, so an interrupted run fails to load.
     (root / "truth.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     log.info("world %s generated in %.1f s", root, time.perf_counter() - t0)

@@ -69,6 +69,21 @@ def add_render_options(p: argparse.ArgumentParser, default_max_side: int) -> Non
         help="a student generator from `stylerec train-generator` (OUT/student.safetensors) "
         "instead of the imported one",
     )
+    p.add_argument(
+        "--scene-strength",
+        type=strength,
+        nargs="+",
+        default=[0.5],
+        metavar="S",
+        help="0..1, how much of the stylized scene shows over the clean backdrop: one value, "
+        "or one per style (default 0.5: calm)",
+    )
+    p.add_argument(
+        "--shadow",
+        type=strength,
+        default=0.3,
+        help="0..1, opacity of the product's contact shadow on the scene (default 0.3; 0: none)",
+    )
 
 
 def make_renderer(args: argparse.Namespace, encoder: object) -> object:
@@ -88,7 +103,21 @@ def make_renderer(args: argparse.Namespace, encoder: object) -> object:
         device=args.device,
         batch_size=max(1, args.batch_size),
         encoder=encoder,
+        scene_strength=args.scene_strength[0],
+        shadow_strength=args.shadow,
     )
+
+
+def scene_strengths(args: argparse.Namespace, n_styles: int) -> list[float]:
+    """``--scene-strength`` as one value per style (one value repeats)."""
+    values = list(args.scene_strength)
+    if len(values) == 1:
+        return values * n_styles
+    if len(values) != n_styles:
+        raise ValueError(
+            f"--scene-strength: give one value or one per style ({n_styles}), got {len(values)}"
+        )
+    return values
 
 
 def style_codes(paths: Sequence[Path], encoder: object) -> np.ndarray:

@@ -139,9 +139,12 @@ def _nightly(args: argparse.Namespace) -> int:
 
 def demo_config(world_dir: Path, segments: int, max_side: int) -> dict[str, Any]:
     """The nightly config for a generated demo world (paths relative to the world)."""
+    # library.csv: the planted styles plus backdrop materials, with per-style scene strengths
+    # (worlds generated before it existed have only styles.csv).
+    library = "library.csv" if (world_dir / "library.csv").is_file() else "styles.csv"
     return {
         "inputs": {"events": ["events.parquet"], "events_format": "parquet",
-                   "catalog": "items.csv", "styles": "styles.csv", "image_root": "."},
+                   "catalog": "items.csv", "styles": library, "image_root": "."},
         "model": {"factors": 32, "holdout_last": 2},
         "segments": {"k": segments, "n_blend": 2},
         "render": {"mode": "background", "max_side": max_side, "format": "webp", "quality": 90},

@@ -18,6 +18,7 @@ from pipelines.commands._render_args import (
     STYLE_MAX_SIDE,
     add_render_options,
     make_renderer,
+    scene_strengths,
     style_codes,
     unique_stems,
 )
@@ -61,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_rows(
-    images: list[Path], codes: np.ndarray, renderer: object
+    images: list[Path], codes: np.ndarray, renderer: object, strengths: list[float] | None = None
 ) -> tuple[list[list[np.ndarray | None]], dict[Path, str]]:
     """``[original, render per style]`` per image, and the errors of unreadable images.
 
@@ -82,9 +83,12 @@ def build_rows(
             rows.append([None] * (1 + len(codes)))
             continue
         n = len(codes)
-        masks = None if mode == "full" else [product_mask(loaded.rgb, alpha=loaded.alpha)] * n
+        mask_for = getattr(renderer, "mask_for", None) or product_mask
+        masks = None if mode == "full" else [mask_for(loaded.rgb, alpha=loaded.alpha)] * n
         try:
-            renders = renderer.render([loaded.rgb] * n, codes, masks)  # type: ignore[attr-defined]
+            renders = renderer.render(  # type: ignore[attr-defined]
+                [loaded.rgb] * n, codes, masks, scene_strengths=strengths
+            )
         except (ValueError, RuntimeError) as exc:
             errors[path] = f"{path}: render failed: {exc}"
             renders = [None] * n
@@ -106,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     encoder = StyleEncoder(device=args.device)
     codes = style_codes(args.styles, encoder)
     renderer = make_renderer(args, encoder)
-    rows, errors = build_rows(list(args.images), codes, renderer)
+    strengths = scene_strengths(args, len(args.styles))
+    rows, errors = build_rows(list(args.images), codes, renderer, strengths)
     for message in errors.values():
         print(f"stylerec sheet: failed: {message}", file=sys.stderr)
     header = [None] + [load_image(p, max_side=STYLE_MAX_SIDE).rgb for p in args.styles]

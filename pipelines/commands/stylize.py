@@ -18,6 +18,7 @@ from pipelines.commands._render_args import (
     add_render_options,
     make_renderer,
     output_stems,
+    scene_strengths,
     style_codes,
     unique_stems,
 )
@@ -68,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     renderer = make_renderer(args, encoder)
     failed: dict[Path, str] = {}
     written = 0
-    for name, code in zip(style_names, codes, strict=True):
+    strengths = scene_strengths(args, len(style_names))
+    for name, code, scene_strength in zip(style_names, codes, strengths, strict=True):
+        renderer.scene_strength = scene_strength  # type: ignore[attr-defined]
         results = renderer.render_paths(  # type: ignore[attr-defined]
             args.images, code, args.out, fmt=args.fmt, style_name=name, quality=args.quality,
             names=image_names,

@@ -49,9 +49,13 @@ class LocalExecutor:
                 from stylizer.student import make_student_runtime
 
                 runtime = make_student_runtime(self.cfg.path(r.generator))
+            # Masks are cached by image content in the work folder: a night computes the
+            # mask of a new item once, whatever the number of conditions or reruns.
+            mask_cache = self.cfg.path(self.cfg.outputs.work_dir) / "mask_cache"
             self._renderer = Renderer(
                 mode=r.mode, strength=r.strength, max_side=r.max_side, batch_size=r.batch_size,
-                runtime=runtime,
+                scene_strength=r.scene_strength, shadow_strength=r.shadow_strength, tone=r.tone,
+                mask_cache=mask_cache, runtime=runtime,
             )
         return self._renderer
 

@@ -177,13 +177,19 @@ def _job_rows(jobs: Sequence[RenderJob], start: int) -> pa.Table:
         "codes": pa.array([c.ravel() for c in codes], pa.list_(pa.float32())),
         "condition_hashes": pa.array([list(j.condition_hashes) for j in jobs],
                                      pa.list_(pa.string())),
+        # per-condition scene strength; null: the renderer's default
+        "scene_strengths": pa.array([None if j.scene_strengths is None
+                                     else [float(v) for v in j.scene_strengths] for j in jobs],
+                                    pa.list_(pa.float64())),
     })  # fmt: skip
 
 
 def _job_from_row(row: dict[str, Any]) -> RenderJob:
     keys = list(row["keys"])
     codes = np.asarray(row["codes"], dtype=np.float32).reshape(len(keys), -1)
-    return RenderJob(row["item_id"], row["image_path"], keys, codes, list(row["condition_hashes"]))
+    strengths = row.get("scene_strengths")
+    return RenderJob(row["item_id"], row["image_path"], keys, codes, list(row["condition_hashes"]),
+                     scene_strengths=None if strengths is None else [float(v) for v in strengths])
 
 
 # ---------------------------------------------------------------------- executor

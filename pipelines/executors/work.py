@@ -38,6 +38,9 @@ class RenderJob:
     keys: list[str]
     codes: np.ndarray
     condition_hashes: list[str]
+    #: Scene strength per condition (blend of the stylized scene with the clean backdrop);
+    #: None: the renderer's default.
+    scene_strengths: list[float] | None = None
 
 
 @dataclass
@@ -49,6 +52,8 @@ class RenderOutcome:
     error: str | None = None
     #: Mean CIEDE2000 inside the product mask per written key (not for ``full`` mode).
     delta_e: dict[str, float] = field(default_factory=dict)
+    #: Rim score (extra unchanged backdrop 3-10 px outside the mask) per written key.
+    rim: dict[str, float] = field(default_factory=dict)
 
 
 def embed_images(encoder: object, paths: list[str], max_side: int = EMBED_MAX_SIDE) -> EmbedOutcome:
@@ -102,15 +107,26 @@ def _render_into(renderer: object, cache: RenderCache, job: RenderJob, out: Rend
     if renderer.mode == "full":  # type: ignore[attr-defined]
         masks = None
     else:
-        mask = product_mask(loaded.rgb, alpha=loaded.alpha)
+        # The renderer's own mask (its method and content-keyed cache) when it has one.
+        mask_for = getattr(renderer, "mask_for", None)
+        mask = (
+            mask_for(loaded.rgb, alpha=loaded.alpha)
+            if mask_for is not None
+            else product_mask(loaded.rgb, alpha=loaded.alpha)
+        )
         masks = [mask] * len(job.keys)
     images = [loaded.rgb] * len(job.keys)
-    renders = renderer.render(images, np.asarray(job.codes, dtype=np.float32), masks)  # type: ignore[attr-defined]
+    codes = np.asarray(job.codes, dtype=np.float32)
+    if job.scene_strengths is not None:
+        renders = renderer.render(images, codes, masks, scene_strengths=job.scene_strengths)  # type: ignore[attr-defined]
+    else:
+        renders = renderer.render(images, codes, masks)  # type: ignore[attr-defined]
     for key, rgb in zip(job.keys, renders, strict=True):
         cache.write(key, rgb)
         out.written.append(key)
         if masks is not None:
             out.delta_e[key] = product_fidelity(loaded.rgb, rgb, masks[0])
+            out.rim[key] = _rim(loaded.rgb, rgb, masks[0])
 
 
 def product_fidelity(original: np.ndarray, rendered: np.ndarray, mask: np.ndarray) -> float:
@@ -130,6 +146,15 @@ def product_fidelity(original: np.ndarray, rendered: np.ndarray, mask: np.ndarra
     step = max(1, ys.size // FIDELITY_PIXELS)
     ys, xs = ys[::step], xs[::step]
     return float(delta_e_map(original[ys, xs][None], rendered[ys, xs][None]).mean())
+
+
+def _rim(original: np.ndarray, rendered: np.ndarray, mask: np.ndarray) -> float:
+    """Backdrop left unchanged next to the product (see :func:`stylizer.metrics.rim_score`)."""
+    from stylizer.metrics import rim_score
+
+    if rendered.shape != original.shape:
+        return 0.0
+    return rim_score(original, rendered, mask)
 
 
 def image_path(root: Path, uri: str) -> str:

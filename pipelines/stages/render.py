@@ -27,10 +27,84 @@ RENDER_FAILED = "render_failed"
 
 
 def render_params(ctx: RunContext) -> dict[str, Any]:
-    """The render parameters that change a render's pixels (and so its key)."""
+    """The render parameters that change a render's pixels (and so its key).
+
+    The scene strength is per condition (see :func:`condition_strengths`) and is
+    added to each key's parameters by :func:`run`.
+    """
+    from stylizer.mask_fusion import MASK_VERSION
+
     r = ctx.config.render
     return {"mode": r.mode, "max_side": r.max_side, "format": r.format, "quality": r.quality,
-            "strength": r.strength}
+            "strength": r.strength, "shadow_strength": r.shadow_strength, "tone": r.tone,
+            "mask": MASK_VERSION}
+
+
+def style_strengths(ctx: RunContext) -> dict[str, float]:
+    """Per-style scene strength from the style library's optional ``strength`` column.
+
+    A library without the column is valid (every style gets ``render.scene_strength``);
+    an empty cell means the default too; a value outside [0, 1] or not a number is
+    ignored with a warning naming the style, and the default is used.
+    """
+    import logging
+
+    path = ctx.config.path(ctx.config.inputs.styles)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            table = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt"):
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:
+            return {}
+    except (OSError, ValueError):
+        return {}
+    if "strength" not in table.columns or "style_id" not in table.columns:
+        return {}
+    out: dict[str, float] = {}
+    for sid, raw in zip(table["style_id"].astype(str), table["strength"], strict=True):
+        text = str(raw).strip()
+        if text in ("", "nan", "None"):
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0.0 <= value <= 1.0:
+            logging.getLogger("stylerec.render").warning(
+                "style %s: strength %r is not in [0, 1]; using render.scene_strength", sid, text
+            )
+            continue
+        out[sid] = value
+    return out
+
+
+def condition_strengths(
+    conditions: list[dict[str, Any]], per_style: dict[str, float], default: float
+) -> list[float]:
+    """Scene strength per condition: its styles' strengths, weighted as the styles are blended."""
+    out = []
+    for cond in conditions:
+        styles = cond.get("style_ids") or []
+        weights = np.asarray(cond.get("weights") or [1.0] * len(styles), dtype=np.float64)
+        if not styles or weights.sum() <= 0:
+            out.append(default)
+            continue
+        values = np.asarray([per_style.get(str(s), default) for s in styles], dtype=np.float64)
+        out.append(round(float(values @ weights / weights.sum()), 4))
+    return out
+
+
+def condition_params(
+    ctx: RunContext, conditions: list[dict[str, Any]]
+) -> tuple[list[float], list[dict[str, Any]]]:
+    """Scene strength and render-key parameters of each condition (the report finds files by them)."""
+    strengths = condition_strengths(
+        conditions, style_strengths(ctx), ctx.config.render.scene_strength
+    )
+    params = render_params(ctx)
+    return strengths, [{**params, "scene_strength": s} for s in strengths]
 
 
 def chosen_items(ctx: RunContext, items: pd.DataFrame) -> pd.DataFrame:
@@ -70,8 +144,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     conditions = load_conditions(ctx)
     generator = cfg.path(cfg.render.generator) if cfg.render.generator else None
     version, generator_sha = render_model_version(generator)
-    params = render_params(ctx)
     codes = np.asarray([c["code"] for c in conditions], dtype=np.float32)
+    strengths, cond_params = condition_params(ctx, conditions)
 
     # A render's file is keyed by its content (image bytes, condition, model, params):
     # items that share one image file share the file, rendered once.  Each item still
@@ -82,12 +156,13 @@ def run(ctx: RunContext) -> dict[str, Any]:
     sharers: dict[str, list[str]] = {}  # a job's item -> every item whose image it renders
     scheduled: dict[str, str] = {}  # content key -> the item whose job renders it
     for item in items.itertuples(index=False):
-        contents = [render_key(item.image_hash, code, version, params) for code in codes]
-        for content, cond in zip(contents, conditions, strict=True):
+        contents = [render_key(item.image_hash, code, version, cp)
+                    for code, cp in zip(codes, cond_params, strict=True)]
+        for content, cond, cp in zip(contents, conditions, cond_params, strict=True):
             row = {
                 "key": index_key(content, str(item.item_id)), "item_id": item.item_id,
                 "condition_hash": cond["condition_hash"], "uri": cache.relpath(content),
-                "params": params,
+                "params": cp,
             }
             index_rows.append(row)
             rows_by_content.setdefault(content, []).append(row)
@@ -102,6 +177,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
                 item_id=item.item_id, image_path=item.image_path,
                 keys=[contents[i] for i in pick], codes=codes[pick],
                 condition_hashes=[conditions[i]["condition_hash"] for i in pick],
+                scene_strengths=[strengths[i] for i in pick],
             ))
             for k in contents:
                 scheduled[k] = str(item.item_id)
@@ -109,6 +185,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
     rendered = 0
     fidelity: list[float] = []
+    rims: list[float] = []
     failed: list[dict[str, str]] = []
     for outcome in make_executor(cfg).render(jobs, cache):
         if outcome.error is not None:
@@ -119,8 +196,12 @@ def run(ctx: RunContext) -> dict[str, Any]:
         # with the product's measured colour fidelity beside the render parameters.
         for key, de in outcome.delta_e.items():
             for row in rows_by_content[key]:
-                row["params"] = {**params, "product_delta_e": round(de, 3)}
+                row["params"] = {**row["params"], "product_delta_e": round(de, 3)}
             fidelity.append(de)
+        for key, rim in outcome.rim.items():
+            for row in rows_by_content[key]:
+                row["params"] = {**row["params"], "rim": round(rim, 4)}
+            rims.append(rim)
         ctx.store.add_renders(ctx.run_id, [r for k in outcome.written for r in rows_by_content[k]])
         rendered += len(outcome.written)
     if failed:
@@ -146,4 +227,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "product_delta_e_mean": round(float(np.mean(fidelity)), 3) if fidelity else None,
         "product_delta_e_max": round(float(np.max(fidelity)), 3) if fidelity else None,
         "product_delta_e_over_2_3": int(np.sum(np.asarray(fidelity) > 2.3)),
+        "product_delta_e_median": round(float(np.median(fidelity)), 3) if fidelity else None,
+        "rim_median": round(float(np.median(rims)), 4) if rims else None,
+        "rim_max": round(float(np.max(rims)), 4) if rims else None,
+        "scene_strengths": sorted(set(strengths)),
     }

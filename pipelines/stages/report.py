@@ -38,7 +38,7 @@ from pipelines.stages.artifacts import (
     STYLES,
     USER_MAP,
 )
-from pipelines.stages.render import chosen_items, load_conditions, render_params
+from pipelines.stages.render import chosen_items, condition_params, load_conditions
 from recsys.interactions import IdMap
 from recsys.model import StylePreferenceModel
 from recsys.segments import Segmentation
@@ -182,10 +182,11 @@ def _segment_sheets(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]
     items = items.assign(pop=items["item_id"].astype(str).map(pop).fillna(0))
     sample = items.sort_values("pop", ascending=False, kind="stable").head(SHEET_ITEMS)
     cache = RenderCache(cfg.path(cfg.outputs.render_dir), cfg.render.format, cfg.render.quality)
-    version, params = model_version(), render_params(ctx)
+    version = model_version()
+    _, cond_params = condition_params(ctx, conditions)
     originals = [load_image(p, max_side=THUMB).rgb for p in sample["image_path"]]
     subsections: list[Section] = []
-    for cond in conditions:
+    for cond, params in zip(conditions, cond_params, strict=True):
         sid = cond["segment_id"]
         sub = Section(f"segment-{sid}", f"Segment {sid} ({cond['n_users']} shoppers)")
         names = [str(styles.loc[s, "name"]) if s in styles.index else s for s in cond["style_ids"]]
@@ -296,7 +297,22 @@ def _renders(ctx: RunContext) -> Section:
             f"{fidelity.max():.2f} at worst; {int((fidelity > 2.3).sum())} above the "
             "just-noticeable difference of 2.3."
         )
+    edges = _served_param(ctx, "rim")
+    if edges.size and fidelity.size:
+        sec.paragraphs.append(
+            f"Product edges over the {edges.size} renders with a recorded rim: backdrop left "
+            f"unchanged 3-10 px outside the product, in excess of the background's share, "
+            f"median {np.median(edges):.3f}, worst {edges.max():.3f}; product CIEDE2000 median "
+            f"{np.median(fidelity):.2f}, worst {fidelity.max():.2f}."
+        )
     return sec
+
+
+def _served_param(ctx: RunContext, name: str) -> np.ndarray:
+    """A per-render figure recorded in the render parameters (reused renders included)."""
+    renders = ctx.store.renders_for_run(ctx.run_id)
+    values = [p.get(name) for p in renders.get("params", []) if isinstance(p, dict)]
+    return np.asarray([v for v in values if v is not None], dtype=np.float64)
 
 
 def _served_fidelity(ctx: RunContext) -> np.ndarray:

@@ -1,0 +1,231 @@
+"""The fused product mask: classical backdrop model + learned salient prior, refined at full size.
+
+Each half covers the other's failures:
+
+* the classical estimate (:func:`stylizer.masks.estimate_classical`) is exact
+  where the product differs from the backdrop in colour, and keeps enclosed
+  backdrop out (the gap between trouser legs stays background), but loses
+  product parts of the backdrop's own colour (white fabric on light grey) when
+  their outline is faint;
+* the salient prior (:mod:`stylizer.saliency`) finds such parts from shape, but
+  fills enclosed backdrop and pads the silhouette by a few pixels.
+
+So the prior may only *add* regions the classical mask missed, and each added
+region must prove it is product and not backdrop:
+
+1. thin slivers along the classical edge (the prior's padding) are opened away;
+2. a region that meets the open backdrop mostly without an outline between them
+   is backdrop continuing inward (padding, or the gap between two legs that is
+   open at the hem): rejected;
+3. a region walled in by product or outline (a handle's inside, a white sleeve)
+   is kept unless it looks like backdrop: within the backdrop's colour threshold
+   *and* as smooth as the backdrop.  A hole of that kind larger than
+   ``max_hole_frac`` of the frame is enclosed backdrop (the inside of a bag
+   handle) and stays background; a textured one is fabric.
+
+4. backdrop-coloured pixels inside the classical mask where the prior is low
+   are enclosed backdrop GrabCut closed over (the gap between trouser legs,
+   the inside of a scarf's loop): carved out.
+
+Classical regions the prior gives no support at all (a prop, a detached
+shadow) are dropped when the prior is confident elsewhere, and only while
+small next to the product.
+
+The binary decision is made at the working resolution (320 px long side); the
+edge is then refined at the output resolution with a guided filter (He et al.,
+box-filter form) whose guide is the photo itself, so the soft edge follows the
+real outline instead of the upsampled staircase, and is neither padded nor cut.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from stylizer.masks import ClassicalEstimate, MaskParams, _disk, estimate_classical
+
+__all__ = ["MASK_VERSION", "fuse", "fused_mask", "guided_filter", "refine_edge"]
+
+#: Bump when the mask a photo gets changes: it keys the on-disk mask cache.
+MASK_VERSION = "fused-1"
+
+#: Prior probability at which a pixel counts as salient.
+_PRIOR_ON = 0.5
+#: How much less salient than the product around it a carved region must be.
+_PRIOR_GAP = 0.3
+#: Prior probability below which even a shaded neutral region is not product.
+_PRIOR_NONE = 0.1
+#: Pixels (working resolution) a carved hole extends into backdrop-coloured neighbours.
+_HOLE_GROW = 4
+#: Smallest enclosed-backdrop region carved out of the mask (fraction of the frame).
+_MIN_CARVE_FRAC = 0.001
+#: Fraction of an added region's contact with open backdrop that may lack an outline.
+_MAX_OPEN_CONTACT = 0.5
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """Edge-preserving smoothing of ``src`` steered by ``guide`` (colour, ``HxWx3`` in [0, 1]).
+
+    The colour guided filter of He, Sun and Tang (2013) written with box
+    filters: O(pixels) whatever the radius.  Per window, ``src`` is modelled as
+    an affine function of the guide's colour, so a mask edge moves to where the
+    photo's colour changes: a grey-only guide could not place the edge of a red
+    product on a same-lightness backdrop.
+    """
+    g = guide.astype(np.float32)
+    p = src.astype(np.float32)
+    k = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)
+
+    mean_g = box(g)
+    mean_p = box(p)
+    cov = box(g * p[..., None]) - mean_g * mean_p[..., None]
+    var = np.empty(g.shape[:2] + (3, 3), np.float32)
+    for i in range(3):
+        for j in range(i, 3):
+            v = box(g[..., i] * g[..., j]) - mean_g[..., i] * mean_g[..., j]
+            var[..., i, j] = var[..., j, i] = v
+    var += eps * np.eye(3, dtype=np.float32)
+    a = np.linalg.solve(var, cov[..., None])[..., 0]
+    b = mean_p - (a * mean_g).sum(-1)
+    return (box(a) * g).sum(-1) + box(b)
+
+
+def refine_edge(image: np.ndarray, coarse: np.ndarray, radius: int, eps: float = 4e-4) -> np.ndarray:
+    """Soft alpha at ``image``'s size from a coarse mask (float, any size), following real edges.
+
+    The coarse mask is resized bilinearly (its staircase is at most a working
+    pixel), the guided filter pulls its edge onto the photo's outline, and a
+    gain of 2 about 0.5 turns the filter's wide ramp into an edge of a pixel or
+    two, so that a ramp does not leave a band of half-kept backdrop (a rim).
+    """
+    h, w = image.shape[:2]
+    m = coarse.astype(np.float32)
+    if m.shape != (h, w):
+        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    if m.min() >= 1.0 or m.max() <= 0.0:
+        return np.clip(m, 0.0, 1.0)
+    q = guided_filter(image.astype(np.float32) / 255.0, m, radius, eps)
+    alpha = np.clip((q - 0.5) * 2.0 + 0.5, 0.0, 1.0)
+    # Far from the coarse edge the filter has nothing to move: keep the decision exact.
+    far = cv2.erode((m > 0.5).astype(np.uint8), _disk(radius + 1)) > 0
+    alpha[far] = 1.0
+    outside = cv2.dilate((m > 0.5).astype(np.uint8), _disk(radius + 1)) == 0
+    alpha[outside] = 0.0
+    # A photo's edge is a pixel or two of mixed colour (lens, demosaicing); the
+    # decontaminated composite un-mixes such pixels, so a soft edge leaves no rim.
+    return np.clip(cv2.GaussianBlur(alpha, (0, 0), 0.7), 0.0, 1.0)
+
+
+def _components(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    return cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)[:3]
+
+
+def _open_contact(
+    labels: np.ndarray, stats: np.ndarray, i: int, backdrop: np.ndarray, walled: np.ndarray
+) -> tuple[tuple[slice, slice], np.ndarray, float | None]:
+    """Component ``i``'s crop, its pixels there, and the share of its contact with
+    ``backdrop`` that has no outline (None when it does not touch the backdrop)."""
+    h, w = labels.shape
+    x, y, bw, bh = stats[i, :4]
+    crop = (slice(max(y - 8, 0), min(y + bh + 8, h)), slice(max(x - 8, 0), min(x + bw + 8, w)))
+    region = labels[crop] == i
+    ring = (cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~region
+    contact = ring & backdrop[crop]
+    if contact.sum() < 3:
+        return crop, region, None
+    return crop, region, float((~walled[crop][contact]).mean())
+
+
+def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray:
+    """Binary product mask (working resolution) from the classical estimate and the prior."""
+    c = est.binary
+    h, w = c.shape
+    area = h * w
+    salient = prior >= _PRIOR_ON
+    if salient.mean() < 0.002:
+        return c  # the network sees no object: nothing to add or to question
+    out = c.copy()
+    # An outline between a region and the backdrop: a strong gradient within a pixel.
+    walled = cv2.dilate((est.grad >= est.t_edge).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # (1) The prior's padding is a sliver along the classical edge: open it away.
+    gain = (salient & ~c).astype(np.uint8)
+    gain = cv2.morphologyEx(gain, cv2.MORPH_OPEN, _disk(2)) > 0
+    n, labels, stats = _components(gain)
+    for i in range(1, n):
+        crop, region, open_share = _open_contact(labels, stats, i, ~c & ~salient, walled)
+        # (2) Backdrop continuing inward with no outline: padding or an open gap.
+        if open_share is not None and open_share > _MAX_OPEN_CONTACT:
+            continue
+        # (3) Enclosed: product unless it looks like backdrop and is a real hole.
+        backdrop_like = (
+            float(est.dist[crop][region].mean()) < est.t_lo
+            and float(np.median(est.grad[crop][region])) < est.texture
+        )
+        if backdrop_like and stats[i, cv2.CC_STAT_AREA] > p.max_hole_frac * area:
+            continue
+        out[crop] |= region
+    # (4) Enclosed backdrop the classical mask kept (GrabCut closing over the gap
+    # between trouser legs, the inside of a scarf's loop, a shadow under an
+    # earring): backdrop-coloured, or a neutral shade darker than the backdrop,
+    # and not salient.  A backdrop-coloured product part (a white band on a
+    # sleeve) looks the same to colour, and the prior may miss it; but then it
+    # misses the product around it too.  So a region is carved only where the
+    # prior sees the product around it and leaves it out: a deliberate hole.
+    chroma = np.hypot(est.diff[..., 1], est.diff[..., 2])
+    flat_colour = est.dist < est.t_lo
+    near_colour = est.dist < 2.0 * est.t_lo  # backdrop in the shade of a handle or a hem
+    shade = (est.diff[..., 0] < -2.0 * est.t_lo) & (chroma < 2.0 * est.t_lo) & (prior < _PRIOR_NONE)
+    carve = cv2.morphologyEx((out & (flat_colour | shade)).astype(np.uint8), cv2.MORPH_OPEN, _disk(1))
+    n, labels, stats = _components(carve)
+    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= _MIN_CARVE_FRAC * area) + 1:
+        crop, region, open_share = _open_contact(labels, stats, i, ~out, walled)
+        ring = (cv2.dilate(region.astype(np.uint8), _disk(6)) > 0) & ~region & out[crop]
+        around = float(np.median(prior[crop][ring])) if ring.any() else 0.0
+        inside = float(prior[crop][region].mean())
+        # Walled in by product on every side, with the backdrop's colour, and not salient:
+        # the inside of a handle, however the prior rates the product around it.  (Not
+        # "smooth": the inside of a handle is shaded by the handle and the bag.)
+        # (Where the prior fills a hole too, as it does a mug's handle, nothing here can
+        # tell it from a white print walled in by a dark garment: it stays product.)
+        enclosed_hole = (
+            open_share is None
+            and float(flat_colour[crop][region].mean()) >= 0.7
+            and inside < _PRIOR_ON
+        )
+        if enclosed_hole or (around >= _PRIOR_ON and inside <= around - _PRIOR_GAP):
+            # The prior's blur reaches a few pixels into a hole from its rim, where the
+            # handle's shade darkens the paper: take the nearly backdrop-coloured pixels
+            # next to the carved region too (a bounded step, so it cannot run into
+            # white fabric beyond the hole's edge).
+            grown = cv2.dilate(region.astype(np.uint8), _disk(_HOLE_GROW)) > 0
+            out[crop] &= ~(region | (grown & near_colour[crop]))
+    # Classical parts with no support from a confident prior: a prop or a detached shadow.
+    n, labels, stats = _components(out)
+    if n > 2:
+        total = stats[1:, cv2.CC_STAT_AREA].sum()
+        peak = np.zeros(n, np.float32)
+        np.maximum.at(peak, labels.ravel(), prior.ravel())
+        for i in range(1, n):
+            if peak[i] < 0.15 and stats[i, cv2.CC_STAT_AREA] < 0.25 * total:
+                out[labels == i] = False
+    return out
+
+
+def fused_mask(image: np.ndarray, p: MaskParams) -> np.ndarray:
+    """Soft product mask (float32 at ``image``'s size): fused decision, edge refined at full size."""
+    from stylizer.saliency import salient_prior
+
+    h, w = image.shape[:2]
+    scale = min(1.0, p.work_side / max(h, w))
+    small = image
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    est = estimate_classical(small, p)
+    prior = salient_prior(small)
+    binary = fuse(est, prior, p)
+    radius = max(2, round(1.5 / scale))
+    return refine_edge(image, binary, radius)

@@ -1,0 +1,92 @@
+"""Scene finishing and edge metrics: product pixels never change; shadows, strength, rims."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from stylizer.compositing import (
+    composite_decontaminated,
+    contact_shadow,
+    finish_scene,
+    harmonize_tone,
+)
+from stylizer.metrics import hole_area, rim_score, silhouette_change
+
+
+def _product(h: int = 160, w: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    img = np.full((h, w, 3), 232, np.uint8)
+    mask = np.zeros((h, w), np.float32)
+    cv2.rectangle(mask, (35, 30), (85, 130), 1.0, -1)
+    img[mask > 0] = (120, 20, 30)
+    return img, cv2.GaussianBlur(mask, (0, 0), 0.7)
+
+
+def test_shadow_grounds_the_product_and_never_touches_it() -> None:
+    _, mask = _product()
+    sh = contact_shadow(mask, 0.4)
+    assert sh.dtype == np.float32 and sh.max() <= 0.4 + 1e-6
+    assert sh[mask >= 1.0].max() == 0.0 and sh[mask > 0.99].max() < 0.01  # none on the product
+    below = sh[133:140, 40:80].mean()
+    above = sh[20:27, 40:80].mean()
+    assert below > 0.1 and below > 2 * above  # heavier under the product than above it
+    assert sh[:, :10].max() < 0.02  # faint far away
+    assert contact_shadow(mask, 0.0).max() == 0.0
+
+
+def test_scene_strength_blends_with_the_clean_backdrop() -> None:
+    rng = np.random.default_rng(0)
+    stylized = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    backdrop = np.full((20, 30, 3), 230.0, np.float32)
+    assert np.array_equal(finish_scene(stylized, backdrop, 1.0, None), stylized)
+    assert np.array_equal(finish_scene(stylized, backdrop, 0.0, None), np.full_like(stylized, 230))
+    half = finish_scene(stylized, backdrop, 0.5, None).astype(np.float32)
+    np.testing.assert_allclose(half, (stylized.astype(np.float32) + 230) / 2, atol=0.51)
+    shadow = np.full((20, 30), 0.5, np.float32)
+    assert finish_scene(stylized, backdrop, 0.0, shadow).max() == 115
+    with pytest.raises(ValueError):
+        finish_scene(stylized, backdrop, 1.5, None)
+
+
+def test_tone_moves_the_scene_lightness_towards_the_photo() -> None:
+    dark = np.full((20, 20, 3), 40, np.uint8)
+    light = np.full((20, 20, 3), 220, np.uint8)
+    assert np.array_equal(harmonize_tone(dark, light, 0.0), dark)
+    half = harmonize_tone(dark, light, 0.5)
+    assert 40 < half.mean() < 220
+    assert harmonize_tone(dark, light, 1.0).mean() > half.mean()
+
+
+def test_rim_sees_a_ring_of_old_backdrop_that_a_clean_composite_does_not_leave() -> None:
+    img, mask = _product()
+    scene = np.full_like(img, 90)
+    backdrop = np.full(img.shape, 232.0, np.float32)
+    clean = composite_decontaminated(img, backdrop, scene, mask)
+    assert rim_score(img, clean, mask) < 0.01
+    # a mask padded by 6 px keeps a ring of the old backdrop around the product
+    padded = cv2.dilate((mask > 0.5).astype(np.uint8), np.ones((13, 13), np.uint8)).astype(np.float32)
+    ringed = composite_decontaminated(img, backdrop, scene, padded)
+    assert rim_score(img, ringed, mask) > 0.3
+    # a calm scene leaves backdrop unchanged everywhere: that is no rim
+    assert rim_score(img, img.copy(), mask) == 0.0
+
+
+def test_hole_area_and_silhouette() -> None:
+    h, w = 100, 100
+    ref = np.zeros((h, w), np.float32)
+    ref[20:80, 20:40] = ref[20:80, 60:80] = ref[20:30, 20:80] = 1.0  # two legs and a waist
+    kept = ref.copy()
+    kept[30:80, 40:60] = 1.0  # the gap between the legs kept as product
+    assert hole_area(ref, ref) == 0.0
+    assert hole_area(kept, ref) == pytest.approx((50 - 0) * (20 - 4) / (h * w), rel=0.15)
+
+    def est(image: np.ndarray) -> np.ndarray:
+        return (image[..., 0] < 128).astype(np.float32)
+
+    photo = np.full((h, w, 3), 230, np.uint8)
+    photo[ref > 0] = 20
+    grown = photo.copy()
+    grown[30:80, 40:60] = 20
+    assert silhouette_change(photo, photo, est) == 0.0
+    assert silhouette_change(photo, grown, est) == pytest.approx(1000 / (ref > 0).sum())

