@@ -56,7 +56,7 @@ def planted_ceiling(
     """
     from data.synthetic import World
     from data.synthetic.shoppers import sigmoid
-    from recsys.baselines import PopularityRecommender
+    from recsys.baselines import PopularityRecommender, holdout_relevant
     from recsys.evaluation import evaluate_scores
     from recsys.interactions import build_interactions, split_events
 
@@ -82,15 +82,7 @@ def planted_ceiling(
         return exposure[None] * sigmoid(cm.b0 + s)
 
     mean = planted(np.arange(X.shape[0])).mean(axis=0)
-    test_users, inverse = np.unique(test["user_id"].astype(str).to_numpy(), return_inverse=True)
-    users = inter.user_map.indices(test_users)
-    pairs = pd.DataFrame({
-        "user": inverse,
-        "item_id": test["item_id"].astype(str).to_numpy(),
-        "item": inter.item_map.indices(test["item_id"].astype(str).to_numpy()),
-    }).drop_duplicates(["user", "item_id"]).sort_values("user", kind="stable")
-    cuts = np.searchsorted(pairs["user"].to_numpy(), np.arange(1, len(test_users)))
-    relevant = [np.asarray(r, dtype=np.int64) for r in np.split(pairs["item"].to_numpy(), cuts)]
+    _, users, relevant = holdout_relevant(test, inter)
     fallback = PopularityRecommender().fit(X).popularity_
     out: dict[str, float] = {}
     for name, fn in (

@@ -529,6 +529,27 @@ def _style_inputs(
     return out
 
 
+def holdout_relevant(
+    test_ev: pd.DataFrame, inter: Any
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Test users, their train row (-1 = unknown) and their distinct held-out items.
+
+    Items are in the train index space (-1 = an item the train split never saw). One
+    definition for the holdout harness and the planted-truth ceiling, so that both
+    score exactly the same (user, item) pairs.
+    """
+    test_users, inverse = np.unique(test_ev["user_id"].astype(str).to_numpy(), return_inverse=True)
+    users = inter.user_map.indices(test_users)
+    pairs = pd.DataFrame({
+        "user": inverse,
+        "item_id": test_ev["item_id"].astype(str).to_numpy(),
+        "item": inter.item_map.indices(test_ev["item_id"].astype(str).to_numpy()),
+    }).drop_duplicates(["user", "item_id"]).sort_values("user", kind="stable")
+    cuts = np.searchsorted(pairs["user"].to_numpy(), np.arange(1, len(test_users)))
+    relevant = [np.asarray(r, dtype=np.int64) for r in np.split(pairs["item"].to_numpy(), cuts)]
+    return test_users, users, relevant
+
+
 def run_holdout(
     events: pd.DataFrame,
     holdout: str = "last:10",
@@ -578,17 +599,8 @@ def run_holdout(
     X = inter.positives()
     codes = align_item_codes(item_codes, inter.item_map)
 
-    # Test users and their distinct held-out items, in train index space (-1 = unknown item).
-    test_users, inverse = np.unique(test_ev["user_id"].astype(str).to_numpy(), return_inverse=True)
-    users = inter.user_map.indices(test_users)
-    pairs = pd.DataFrame({
-        "user": inverse,
-        "item_id": test_ev["item_id"].astype(str).to_numpy(),
-        "item": inter.item_map.indices(test_ev["item_id"].astype(str).to_numpy()),
-    }).drop_duplicates(["user", "item_id"]).sort_values("user", kind="stable")
-    cuts = np.searchsorted(pairs["user"].to_numpy(), np.arange(1, len(test_users)))
-    relevant = [np.asarray(r, dtype=np.int64) for r in np.split(pairs["item"].to_numpy(), cuts)]
-    n_unknown_items = int((pairs["item"] < 0).sum())
+    test_users, users, relevant = holdout_relevant(test_ev, inter)
+    n_unknown_items = int(sum(int((r < 0).sum()) for r in relevant))
     cold = users < 0
     popularity = PopularityRecommender().fit(X).popularity_
 
