@@ -29,6 +29,7 @@ import torch
 from data.device import torch_device
 from stylizer.networks import pad_to_multiple
 from stylizer.training.network import StudentGenerator, StudentSpec
+from stylizer.weights import frozen_for_inference
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,7 @@ def load_student(
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a student generator file (format {meta.get('format')!r})")
     spec = StudentSpec(**json.loads(meta["spec"]))
-    student = StudentGenerator(spec)
-    student.load_state_dict(state, strict=True)
-    student.eval()
-    for p in student.parameters():
-        p.requires_grad_(False)
-    if device is not None:
-        student.to(device)
-    return student
+    return frozen_for_inference(StudentGenerator(spec), state, device)
 
 
 def generator_hash(path: str | os.PathLike[str]) -> str:

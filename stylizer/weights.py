@@ -403,9 +403,10 @@ def _cached_state(
     return state
 
 
-def _finish(
+def frozen_for_inference(
     module: nn.Module, state: dict[str, torch.Tensor], device: str | torch.device | None
 ) -> Any:
+    """Load ``state`` strictly, switch to eval, freeze and move: every loaded network serves only."""
     module.load_state_dict(state, strict=True)
     module.eval()
     for p in module.parameters():
@@ -421,7 +422,7 @@ def load_style_predictor(
     """The style predictor with the package's weights, in eval mode (on ``device`` if given)."""
     path = onnx_model_dir(model_dir) / PREDICTOR_FILE
     state = _cached_state("predictor", path, StylePredictor, _predictor_key)
-    return _finish(StylePredictor(), state, device)
+    return frozen_for_inference(StylePredictor(), state, device)
 
 
 def load_generator(
@@ -437,7 +438,7 @@ def load_generator(
     """
     path = onnx_model_dir(model_dir) / TRANSFORM_FILE
     state = _cached_state("generator", path, ConditionedAdaINGenerator, _generator_key)
-    gen = _finish(ConditionedAdaINGenerator(), state, device)
+    gen = frozen_for_inference(ConditionedAdaINGenerator(), state, device)
     return gen.set_int8_emulation(emulate_int8)
 
 
