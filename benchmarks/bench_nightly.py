@@ -25,7 +25,7 @@ Run (heavy: share the CPU politely)::
 ``--out DIR`` keeps the world and its report (default: a temporary folder,
 deleted afterwards); ``--users/--items/--segments/--max-side`` change the size.
 
-``--real DATA`` runs instead the night of ``tests/test_nightly_real.py`` on the real
+``--real DATA`` runs instead the night of ``tests/pipelines/test_nightly_real.py`` on the real
 images in ``DATA`` (``../shared/data``: H&M product photos, real artworks; 400
 simulated shoppers, K = 3, ``background`` at 256 px, PNG), twice, and prints the
 product colour fidelity of every render re-measured on the decoded files (mean

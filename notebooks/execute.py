@@ -4,7 +4,7 @@
     .venv/bin/python notebooks/execute.py ab_evaluation   # one of them
 
 Why stored outputs: a reader of the repository sees the figures and the generated
-text without running anything, and ``tests/test_notebooks.py`` re-executes each
+text without running anything, and ``tests/pipelines/test_notebooks.py`` re-executes each
 notebook and checks that the stored outputs still match (:func:`differences`), so
 they cannot go stale.  The kernel is *this* interpreter (a private kernelspec in a
 temp ``JUPYTER_PATH``) with this checkout first on ``PYTHONPATH``, whatever

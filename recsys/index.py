@@ -173,7 +173,7 @@ class _FaissIndex:
     nlist, nprobe:
         IVF cells and cells visited per query.  ``None`` picks
         ``nlist = 4*sqrt(n)`` and ``nprobe = max(16, nlist // 8)``, which gave
-        recall@10 >= 0.95 on the test sets (see tests/test_index.py).
+        recall@10 >= 0.95 on the test sets (see tests/recsys/test_index.py).
     hnsw_m, ef_construction, ef_search:
         HNSW graph degree and beam widths; defaults trade a little build time
         for recall >= 0.95 in 64 dimensions.

@@ -2,7 +2,7 @@
 
 Method (interactive GrabCut, as a person would use it in an image editor):
 
-1. per photo, hand-set seeds in ``tests/data/hm_reference_seeds.json``, in the
+1. per photo, hand-set seeds in ``tests/fixtures/hm_reference_seeds.json``, in the
    coordinates of the 640 px photo as shipped in ``../shared/data/hm/images``:
    ``rect`` (x0, y0, x1, y1): a box around the product; everything outside is
    backdrop; optional ``fg`` / ``bg`` strokes (polylines ``[[x, y], ...]``,
@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-SEEDS = Path(__file__).with_name("data") / "hm_reference_seeds.json"
+SEEDS = Path(__file__).with_name("fixtures") / "hm_reference_seeds.json"
 STROKE_PX = 5
 RIM_PX = 3
 WAND = 2

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 #: ``WorldConfig()``'s defaults, spelled out so that building the parser imports nothing
-#: heavy; ``tests/test_cli_help.py`` asserts they equal the dataclass's.
+#: heavy; ``tests/pipelines/test_cli_help.py`` asserts they equal the dataclass's.
 WORLD_DEFAULTS: dict[str, int] = {
     "seed": 0,
     "n_users": 2000,

@@ -5,7 +5,7 @@ holding the files named below, plus the store's per-run tables (user segments,
 segment conditions, renders) and ``params["render_root"]``, the folder (or URL
 prefix) the renders' relative URIs live under.  The names are the ones
 ``pipelines/stages/artifacts.py`` writes; they are repeated here because
-``recsys`` must not import ``pipelines``, and ``tests/test_serving.py`` checks
+``recsys`` must not import ``pipelines``, and ``tests/recsys/test_serving.py`` checks
 that the two lists agree.  Everything is npz/json/parquet (no pickle) so a
 bundle can be inspected by hand and loaded by a newer code version.
 
@@ -197,7 +197,7 @@ def write_codes(run_dir: str | Path, item_ids: Any, item_codes: Any,
 
 MODEL_FORMAT_VERSION = 2
 """``format_version`` of ``model.json`` that :func:`read_model` understands; equal to
-``recsys.model._FORMAT_VERSION`` (``tests/test_serving.py`` checks, so a change of the
+``recsys.model._FORMAT_VERSION`` (``tests/recsys/test_serving.py`` checks, so a change of the
 model's file layout cannot slip past the service)."""
 
 
@@ -209,7 +209,7 @@ class ModelArrays:
     PyTorch, about 0.5 GB resident in every ranking process, for arrays that
     numpy reads directly.  The fields are the model's, computed the same way:
     ``item_factors`` is its ``item_factors_`` (``q_i + W c_i``), ``popularity``
-    its ``popularity_scores()``; ``tests/test_serving.py`` compares both readers
+    its ``popularity_scores()``; ``tests/recsys/test_serving.py`` compares both readers
     on a trained model.
     """
 

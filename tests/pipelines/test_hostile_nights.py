@@ -24,7 +24,7 @@ from PIL import Image
 from data.store import Store
 from pipelines.config import write_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 K = 2
 NIGHT_TIMEOUT_S = 300
 N_DUPLICATES = 30  # rows of events.parquet repeated in the second log

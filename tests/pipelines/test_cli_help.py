@@ -54,7 +54,7 @@ def test_help_imports_no_heavy_library() -> None:
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False, cwd=Path(__file__).resolve().parents[1])
+                          check=False, cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert loaded == [], f"--help imported {loaded}"

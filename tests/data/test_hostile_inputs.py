@@ -18,7 +18,7 @@ from data.store import Store
 from data.validation import DuplicateFilter, EventValidator
 
 NOW = "2026-02-01T00:00:00Z"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEADER = b"user_id,item_id,event_type,timestamp\n"
 
 

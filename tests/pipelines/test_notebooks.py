@@ -24,7 +24,7 @@ pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 pytest.importorskip("data.synthetic")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 _spec = importlib.util.spec_from_file_location("stylerec_nb_execute", ROOT / "notebooks" / "execute.py")
 nbexec = importlib.util.module_from_spec(_spec)

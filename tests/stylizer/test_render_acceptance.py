@@ -1,7 +1,7 @@
 """Renders a shop would ship, judged against reference masks the renderer did not produce.
 
 The reference masks come from ``tests/reference_masks.py`` (interactive GrabCut on
-the full 640 px photo from hand-set seeds in ``tests/data/hm_reference_seeds.json``;
+the full 640 px photo from hand-set seeds in ``tests/fixtures/hm_reference_seeds.json``;
 method and checking described there).  Each photo of ``../shared/data/hm`` is
 rendered in background mode at 384 px with the real generator under three
 artworks of ``../shared/data/styles`` and three procedural backdrop materials

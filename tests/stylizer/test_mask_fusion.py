@@ -114,7 +114,7 @@ def test_prior_loads_from_the_wheel_and_sees_a_product() -> None:
 def test_real_trousers_gap_and_white_garments(shared_data: Path) -> None:
     """Real photos: the gap between trouser legs and a scarf's loop are background; a white
     shirt and white trousers on light grey are product.  Figures against the reference
-    masks are in tests/test_render_acceptance.py; these pin the behaviour per region."""
+    masks are in tests/stylizer/test_render_acceptance.py; these pin the behaviour per region."""
     images = shared_data / "hm" / "images"
     trousers = load_image(images / "0617808001.jpg", max_side=384).rgb
     hard = binarize(product_mask(trousers, method="fused"))

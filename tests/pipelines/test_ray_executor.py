@@ -31,7 +31,7 @@ from pipelines.executors.ray_executor import RayExecutor, remove_partials
 from pipelines.runner import run_nightly
 from pipelines.stages.artifacts import CODES, load_codes
 
-#: The stylizer's parity tolerance (tests/test_stylizer_parity.py): PSNR >= 30 dB.
+#: The stylizer's parity tolerance (tests/stylizer/test_stylizer_parity.py): PSNR >= 30 dB.
 PARITY_PSNR = 30.0
 
 

@@ -24,7 +24,7 @@ from stylizer.training.data import CodeSampler, PhotoCrops, list_images, split_s
 from stylizer.training.losses import LossWeights  # noqa: E402
 from stylizer.training.trainer import CHECKPOINT, GeneratorTrainer, TrainConfig  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _photos(folder: Path, n: int = 3, size: int = 64) -> list[Path]:

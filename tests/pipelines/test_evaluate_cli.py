@@ -120,7 +120,7 @@ def test_evaluate_json_pipes_into_json_tool(tmp_path: Path) -> None:
     import sys
 
     events, truth = _demo_files(tmp_path)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     cmd = (f"{sys.executable} -m pipelines -v evaluate --logs {events} --holdout last:2 "
            f"--item-codes {truth} --models stylerec,popularity --bootstrap 5 --json "
            f"| {sys.executable} -m json.tool")

@@ -120,7 +120,7 @@ def test_serving_does_not_import_torch() -> None:
     code = ("import sys, recsys.serving, recsys.serving.service, data.store; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1])
+                         check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"
 
 
