@@ -6,6 +6,10 @@ the demo needs nothing installed) or PostgreSQL through psycopg 3
 versioned with Alembic revisions shipped in ``data/store/migrations`` and
 upgraded when a store is opened (see :mod:`data.store.schema`).
 
+``Store`` is a facade over one repository per concern (``store.catalog``,
+``store.runs``, ``store.segments``, ``store.renders``, ``store.quarantine``;
+modules of the same names), sharing one :class:`~data.store.repository.Database`.
+
 API (all writes are single transactions; all reads return plain Python or
 pandas objects; a ``Store`` may be shared between threads)::
 
