@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from data.catalog import ItemsResult, load_items
 from data.schemas import ITEM_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -98,14 +98,12 @@ def articles_to_items(
 
 def load_articles(
     articles_csv: str | Path, images_dir: str | Path | None = None, root: str | Path | None = None
-) -> Any:
-    """Load articles.csv (+ its images) as a validated catalog (:class:`data.loading.ItemsResult`).
+) -> ItemsResult:
+    """Load articles.csv (+ its images) as a validated catalog (:class:`data.catalog.ItemsResult`).
 
     ``images_dir`` defaults to ``images/`` beside articles.csv when that exists;
     ``root`` (what ``image_uri`` is relative to) defaults to articles.csv's folder.
     """
-    from data.loading import load_items
-
     path = Path(articles_csv)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")

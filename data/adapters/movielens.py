@@ -14,6 +14,9 @@ Choices, and why:
 * Movies have no pictures: ``image_uri`` is missing (allowed for items; they
   are recommended but never rendered).  ``category`` is the first listed genre;
   ``attributes`` holds the title and the full genre list.
+
+Adapters sit below :mod:`data.loading` (which names this format ``"movielens"``)
+and build on the generic readers, :mod:`data.event_log` and :mod:`data.catalog`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Any
 
 import pandas as pd
 
+from data.catalog import Catalog, ItemsResult, catalog_ids, load_items
+from data.event_log import EventFormat, LoadResult, load_event_log
 from data.schemas import ITEM_COLUMNS
 
 #: Columns a ratings file must have (``rating`` is read if present, not required).
@@ -47,11 +52,18 @@ def ratings_to_events(raw: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def load_ratings(path: str | Path, **kwargs: Any) -> Any:
-    """Load a ratings.csv as validated events (:func:`data.loading.load_events` with fmt="movielens")."""
-    from data.loading import load_events
+#: A ratings.csv as an event log (``load_events(path, "movielens")``).
+RATINGS = EventFormat("movielens", "csv", RATINGS_REQUIRED, ratings_to_events)
 
-    return load_events(path, "movielens", **kwargs)
+
+def load_ratings(path: str | Path, *, catalog: Catalog | None = None, **kwargs: Any) -> LoadResult:
+    """Load a ratings.csv as validated events (``data.loading.load_events(path, "movielens")``).
+
+    ``catalog``: item ids, an items frame, a stylerec items table or a
+    movies.csv; other keyword arguments as for :func:`data.loading.load_events`.
+    """
+    ids = None if catalog is None else catalog_ids(catalog, {"movieId": load_movies})
+    return load_event_log(path, RATINGS, catalog=ids, **kwargs)
 
 
 def movies_to_items(raw: pd.DataFrame) -> pd.DataFrame:
@@ -73,10 +85,8 @@ def movies_to_items(raw: pd.DataFrame) -> pd.DataFrame:
     )[list(ITEM_COLUMNS)]
 
 
-def load_movies(path: str | Path) -> Any:
-    """Load a movies.csv as a validated catalog (:class:`data.loading.ItemsResult`)."""
-    from data.loading import load_items
-
+def load_movies(path: str | Path) -> ItemsResult:
+    """Load a movies.csv as a validated catalog (:class:`data.catalog.ItemsResult`)."""
     raw = pd.read_csv(_existing(path), dtype=str, keep_default_na=False, na_values=[""])
     _require(path, raw.columns, MOVIES_REQUIRED)
     result = load_items(movies_to_items(raw), "frame")
