@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from data.device import torch_device
+    from compute.device import torch_device
 
     device = torch_device(args.device)
     args.device = str(device)

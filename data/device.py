@@ -1,54 +1,26 @@
-"""Device selection in one place: CUDA when present, else CPU; faiss GPU when installed.
+"""Deprecated: device selection moved to :mod:`compute.device` (removed after one release).
 
-It lives in :mod:`data` (not in ``stylizer``) because both ``stylizer`` (the
-renderer) and ``recsys`` (the preference model and FAISS indices) need it and
-neither may import the other.  torch and faiss are imported lazily so that
-loading a CSV never pays for importing torch.
+``from data.device import torch_device`` keeps working and warns once per use.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from typing import TYPE_CHECKING
+import warnings
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
+from compute import device as _device
 
-log = logging.getLogger(__name__)
-
-
-def torch_device(prefer: str | None = None) -> torch.device:
-    """The torch device to compute on.
-
-    ``prefer`` (or ``$STYLEREC_DEVICE`` when ``prefer`` is None) may be ``"cpu"``,
-    ``"cuda"`` or ``"cuda:N"``.  Asking for CUDA on a machine without it falls
-    back to CPU with a warning rather than failing: a nightly job configured for
-    a GPU box should still finish on a CPU box, only slower.  ``None``/``"auto"``
-    picks CUDA when available.
-    """
-    import torch
-
-    choice = prefer if prefer is not None else os.environ.get("STYLEREC_DEVICE") or None
-    if choice in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(choice)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        log.warning("device %r requested but CUDA is not available; using CPU", choice)
-        return torch.device("cpu")
-    return device
+#: Names that moved to :mod:`compute.device`; served from there with a warning.
+_MOVED = ("faiss_gpu_available", "torch_device")
 
 
-def faiss_gpu_available() -> bool:
-    """True when faiss was built with GPU support and sees at least one GPU.
-
-    faiss-cpu has no ``get_num_gpus`` (or returns 0); any import or runtime
-    failure means "no GPU index", never an error, so callers can simply branch.
-    """
-    try:
-        import faiss
-
-        get_num_gpus = getattr(faiss, "get_num_gpus", None)
-        return bool(get_num_gpus is not None and get_num_gpus() > 0)
-    except Exception:  # noqa: BLE001 - a broken faiss install means "no GPU", not a crash
-        return False
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        warnings.warn(
+            f"data.device.{name} moved to compute.device.{name}; "
+            "data.device will be removed in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(_device, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

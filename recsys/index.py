@@ -79,8 +79,8 @@ def faiss_threads() -> int:
 def _gpu_available() -> bool:
     """faiss-gpu present and a GPU visible; prefers the project's single device switch."""
     try:
-        from data.device import faiss_gpu_available
-    except ImportError:  # pragma: no cover - data.device is part of the project
+        from compute.device import faiss_gpu_available
+    except ImportError:  # pragma: no cover - compute.device is part of the project
         get = getattr(faiss, "get_num_gpus", None)
         try:
             return bool(get is not None and get() > 0)
@@ -179,7 +179,7 @@ class _FaissIndex:
         for recall >= 0.95 in 64 dimensions.
     use_gpu:
         ``"auto"`` uses a GPU copy of flat/IVF indices when faiss-gpu sees a
-        GPU (``data.device.faiss_gpu_available``); ``True`` requires one;
+        GPU (``compute.device.faiss_gpu_available``); ``True`` requires one;
         ``False`` never.  HNSW has no GPU implementation and stays on CPU.
     batch_size:
         Queries per FAISS call.  Bounds the temporary (batch x k) result and

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from data.device import torch_device
+from compute.device import torch_device
 from stylizer.networks import STYLE_DIM, StylePredictor
 from stylizer.weights import load_style_predictor
 

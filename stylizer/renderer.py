@@ -28,7 +28,7 @@ multicoloured, mean CIEDE2000 around 30), which is unusable in a shop.  The
     CIEDE2000 stays within ``delta_e_budget``.
 
 Rendering is batched: images of equal size go through the generator together,
-on CUDA when present (``data.device``), else on CPU.  On CUDA the ``background``
+on CUDA when present (``compute.device``), else on CPU.  On CUDA the ``background``
 composite runs on the GPU as well (the scenes never leave it before that), and
 the per-item work (mask, fill) is done once per distinct image in a call, so an
 item rendered under K segment conditions costs one mask and K generator passes.
@@ -223,7 +223,7 @@ class Renderer:
     def runtime(self) -> Runtime:
         """The generator call, built on first use (loading weights is not free)."""
         if self._runtime is None:
-            from data.device import torch_device
+            from compute.device import torch_device
 
             self._runtime = _default_runtime(torch_device(self.device))
         return self._runtime
@@ -484,7 +484,7 @@ class Renderer:
         return cv2.dilate((mask > 0.02).astype(np.uint8), k) > 0
 
     def _device(self) -> object:
-        from data.device import torch_device
+        from compute.device import torch_device
 
         return torch_device(self.device)
 

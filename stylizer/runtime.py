@@ -48,7 +48,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from data.device import torch_device
+from compute.device import torch_device
 from stylizer.networks import ConditionedAdaINGenerator, pad_to_multiple
 from stylizer.weights import (
     FUSED_OPERANDS,

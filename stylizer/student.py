@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from data.device import torch_device
+from compute.device import torch_device
 from stylizer.networks import pad_to_multiple
 from stylizer.training.network import StudentGenerator, StudentSpec
 from stylizer.weights import frozen_for_inference

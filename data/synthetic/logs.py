@@ -19,21 +19,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from data.schemas import EVENT_COLUMNS
 from data.synthetic.shoppers import ClickModel, format_ids
 
 __all__ = ["LogSettings", "simulate_events", "EVENT_COLUMNS", "events_to_arrow"]
 
-EVENT_COLUMNS = (
-    "user_id",
-    "item_id",
-    "event_type",
-    "timestamp",
-    "style_id",
-    "segment_id",
-    "experiment",
-    "variant",
-    "price",
-)
 EXPERIMENT = "style-render-v1"
 
 # Delays after the parent event (seconds): minimum, mean of an exponential tail, cap.

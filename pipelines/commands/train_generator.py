@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     """Train (or resume), then evaluate and write the report."""
     import torch
 
-    from data.device import torch_device
+    from compute.device import torch_device
     from pipelines.commands._render_args import style_codes
     from stylizer.encoder import StyleEncoder
     from stylizer.training.data import CodeSampler, PhotoCrops

@@ -18,6 +18,7 @@ from pipelines.executors.work import (
     embed_images,
     render_job,
 )
+from stylizer.networks import STYLE_DIM
 
 log = logging.getLogger("stylerec.executor")
 
@@ -61,7 +62,7 @@ class LocalExecutor:
 
     def embed(self, paths: list[str], batch_size: int = 32) -> EmbedOutcome:
         """Style codes for every path (NaN rows + reasons for bad images)."""
-        codes = np.full((len(paths), 100), np.nan, dtype=np.float32)
+        codes = np.full((len(paths), STYLE_DIM), np.nan, dtype=np.float32)
         errors: dict[int, str] = {}
         # The bar starts before the encoder loads: on a cold weights cache the first load
         # converts the weights (seconds), and a terminal should show time passing.

@@ -61,6 +61,7 @@ from pipelines.executors.work import (
     embed_images,
     render_job,
 )
+from stylizer.networks import STYLE_DIM
 
 try:
     import ray
@@ -79,9 +80,6 @@ LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2
 #: Batches queued per actor: one running, one waiting, so an actor never idles
 #: while the driver round-trips, and a slow actor does not hoard the queue.
 BATCHES_PER_ACTOR = 2
-
-#: Style code width (the encoder's output; NaN rows for failed images).
-CODE_DIM = 100
 
 #: ``factory(cfg) -> renderer``, run inside each worker; must be picklable.
 RendererFactory = Callable[[Config], object]
@@ -284,7 +282,7 @@ class RayExecutor:
         Batches are the local executor's (same starts, same sizes), so the
         encoder sees the same batches and gives the same codes.
         """
-        codes = np.full((len(paths), CODE_DIM), np.nan, dtype=np.float32)
+        codes = np.full((len(paths), STYLE_DIM), np.nan, dtype=np.float32)
         errors: dict[int, str] = {}
         blocks = [
             pa.table({"index": pa.array(range(s, min(s + batch_size, len(paths))), pa.int64()),

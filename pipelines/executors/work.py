@@ -7,13 +7,13 @@ very same code and produce the very same files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from pipelines.cache import RenderCache
 from stylizer.image_io import ImageError, load_image
 from stylizer.masks import product_mask
+from stylizer.networks import STYLE_DIM
 
 #: Images are decoded at most this large for style codes: the encoder works at 256 px.
 EMBED_MAX_SIDE = 512
@@ -58,7 +58,7 @@ class RenderOutcome:
 
 def embed_images(encoder: object, paths: list[str], max_side: int = EMBED_MAX_SIDE) -> EmbedOutcome:
     """Style codes of ``paths``; unreadable images get NaN rows and a reason, the rest proceed."""
-    codes = np.full((len(paths), 100), np.nan, dtype=np.float32)
+    codes = np.full((len(paths), STYLE_DIM), np.nan, dtype=np.float32)
     errors: dict[int, str] = {}
     images: list[np.ndarray] = []
     rows: list[int] = []
@@ -155,10 +155,3 @@ def _rim(original: np.ndarray, rendered: np.ndarray, mask: np.ndarray) -> float:
     if rendered.shape != original.shape:
         return 0.0
     return rim_score(original, rendered, mask)
-
-
-def image_path(root: Path, uri: str) -> str:
-    """Absolute path of an image URI under ``root`` (already checked by the ingest stage)."""
-    from data.paths import resolve_under
-
-    return str(resolve_under(root, uri))

@@ -1,4 +1,4 @@
-"""Safe path resolution (data.paths) and device selection (data.device)."""
+"""Safe path resolution (data.paths)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from data.device import faiss_gpu_available, torch_device
 from data.paths import UnsafePathError, resolve_under
 
 
@@ -60,29 +59,3 @@ def test_symlink_escaping_the_root_is_refused(root: Path, tmp_path: Path) -> Non
 def test_symlink_staying_inside_the_root_is_allowed(root: Path) -> None:
     os.symlink(root / "images" / "a.jpg", root / "alias.jpg")
     assert resolve_under(root, "alias.jpg") == (root / "images" / "a.jpg").resolve()
-
-
-def test_torch_device_cpu_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    torch = pytest.importorskip("torch")
-    monkeypatch.delenv("STYLEREC_DEVICE", raising=False)
-    assert torch_device("cpu") == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert torch_device() == torch.device("cpu")
-    assert torch_device("cuda") == torch.device("cpu")  # falls back, does not fail
-    monkeypatch.setenv("STYLEREC_DEVICE", "cuda:1")
-    assert torch_device() == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert torch_device() == torch.device("cuda:1")
-
-
-def test_faiss_gpu_available_is_a_plain_bool(monkeypatch: pytest.MonkeyPatch) -> None:
-    faiss = pytest.importorskip("faiss")
-    assert faiss_gpu_available() is (getattr(faiss, "get_num_gpus", lambda: 0)() > 0)
-    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 2, raising=False)
-    assert faiss_gpu_available() is True
-
-    def broken() -> int:
-        raise RuntimeError("driver mismatch")
-
-    monkeypatch.setattr(faiss, "get_num_gpus", broken, raising=False)
-    assert faiss_gpu_available() is False

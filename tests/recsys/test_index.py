@@ -226,7 +226,7 @@ def test_bad_input_is_named() -> None:
 
 
 def _has_gpu() -> bool:
-    from data.device import faiss_gpu_available
+    from compute.device import faiss_gpu_available
 
     return faiss_gpu_available()
 
