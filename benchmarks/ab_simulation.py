@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.synthetic import World, WorldConfig, generate_world
+from demo import World, WorldConfig, generate_world
 from recsys.experiments import (
     ABSimulator,
     assign,

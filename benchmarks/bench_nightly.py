@@ -103,7 +103,7 @@ def real_night(data: Path, out: Path, k: int = 3, max_side: int = 256) -> int:
     import numpy as np
 
     from data.adapters.hm import load_articles
-    from data.synthetic.over_catalog import simulate_shop
+    from demo.over_catalog import simulate_shop
     from pipelines.config import write_config
     from stylizer.image_io import load_image
     from stylizer.masks import product_mask

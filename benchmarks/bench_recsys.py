@@ -95,7 +95,7 @@ def movielens(seeds: list[int]) -> dict:
 
 def _oracle_ndcg(world, holdout: str) -> tuple[float, float]:
     """NDCG@10 of ranking by the planted expected clicks, personal and population-mean."""
-    from data.synthetic.shoppers import sigmoid
+    from demo.shoppers import sigmoid
 
     t, cm = world.truth, world.click_model
     train, test = split_events(world.events, holdout)
@@ -174,7 +174,7 @@ def _taste_map(world, heavy: np.ndarray) -> np.ndarray:
 
 
 def demo(seeds: list[int]) -> dict:
-    from data.synthetic import WorldConfig, generate_world
+    from demo import WorldConfig, generate_world
 
     with tempfile.TemporaryDirectory() as tmp:
         world = generate_world(tmp, WorldConfig(write_images=False))

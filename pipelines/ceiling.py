@@ -1,6 +1,6 @@
 """What the best possible ranking would score on a holdout, when the log's click model is known.
 
-On a generated demo world (``data.synthetic``) every shopper's taste and the click
+On a generated demo world (``demo``) every shopper's taste and the click
 model are planted, so the NDCG@10 of ranking each shopper by their *true* expected
 clicks can be computed on the very split the report's model table uses.  That
 number is the attainable ceiling: a model at the ceiling and a model "no better than
@@ -42,7 +42,7 @@ def planted_ceiling(
 ) -> dict[str, float] | None:
     """NDCG@k of the planted expected clicks on ``events`` split by ``holdout``.
 
-    ``world``: a :class:`data.synthetic.World` (or its folder).  Returns
+    ``world``: a :class:`demo.World` (or its folder).  Returns
     ``{"personal": ..., "population": ...}`` (each with ``_low``/``_high``, its 95%
     bootstrap interval over test users): ranking each shopper by their own planted
     expected clicks on original photos (true taste, true item popularity, the click
@@ -54,8 +54,8 @@ def planted_ceiling(
     None when the log holds users or items the world does not know (then it is not
     the world's log, or not only).
     """
-    from data.synthetic import World
-    from data.synthetic.shoppers import sigmoid
+    from demo import World
+    from demo.shoppers import sigmoid
     from recsys.baselines import PopularityRecommender, holdout_relevant
     from recsys.evaluation import evaluate_scores
     from recsys.interactions import build_interactions, split_events

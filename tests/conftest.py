@@ -76,7 +76,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     engine.dispose()
 
 
-# --- demo world (data.synthetic) --------------------------------------------------------
+# --- demo world (demo) --------------------------------------------------------
 # Session-scoped: generating is deterministic, so every test can share one copy.  Tests
 # must treat these worlds as read-only (copy the directory before changing files).
 
@@ -93,7 +93,7 @@ SMALL_WORLD_CONFIG = {
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory: pytest.TempPathFactory):
     """A small seeded demo world (300 users, 40 items, 12 styles, 128-px images): ~0.5 s."""
-    from data.synthetic import WorldConfig, generate_world
+    from demo import WorldConfig, generate_world
 
     return generate_world(tmp_path_factory.mktemp("small_world"), WorldConfig(**SMALL_WORLD_CONFIG))
 
@@ -101,6 +101,6 @@ def small_world(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def demo_world(tmp_path_factory: pytest.TempPathFactory):
     """The default-size demo world (2,000 users, 200 items, 12 styles, 512-px images): ~10 s."""
-    from data.synthetic import WorldConfig, generate_world
+    from demo import WorldConfig, generate_world
 
     return generate_world(tmp_path_factory.mktemp("demo_world"), WorldConfig())

@@ -183,7 +183,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     """Simulate one experiment on the world and write its log."""
     import pandas as pd
 
-    from data.synthetic import World
+    from demo import World
     from recsys.experiments import ABSimulator
 
     if not (args.world / "truth.npz").exists():

@@ -4,7 +4,7 @@ A command of its own so that a new user can get realistic-looking input for ever
 other command without any private data, and so that tests and benchmarks can make
 worlds of any size from the shell.  The world generator (numpy, pandas, PIL) is
 imported when the command runs, so ``stylerec --help`` stays instant; the defaults
-shown in the help are :class:`data.synthetic.WorldConfig`'s (a test keeps them equal).
+shown in the help are :class:`demo.WorldConfig`'s (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the world and print where it went and what it holds."""
-    from data.synthetic import WorldConfig, generate_world
+    from demo import WorldConfig, generate_world
 
     defaults = WorldConfig()
     events = args.events

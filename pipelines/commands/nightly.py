@@ -157,7 +157,7 @@ def demo_config(world_dir: Path, segments: int, max_side: int) -> dict[str, Any]
 def _demo(args: argparse.Namespace) -> int:
     import time
 
-    from data.synthetic import WorldConfig, generate_world
+    from demo import WorldConfig, generate_world
     from pipelines.config import load_config, write_config
     from pipelines.runner import run_nightly
 

@@ -19,7 +19,7 @@ taste vectors whose style is the one the cluster likes best on average
 (``"kmeans"``).
 
 The world is anything with ``truth`` (the arrays of ``truth.npz``) and
-``click_probability(user_idx, item_idx, style_idx)``; ``data.synthetic.World``
+``click_probability(user_idx, item_idx, style_idx)``; ``demo.World``
 is one.  When it also has ``click_model`` (with ``score``,
 ``cart_probability`` and ``purchase_probability``) purchases are simulated
 through the planted funnel, and item prices come from ``items["price"]``

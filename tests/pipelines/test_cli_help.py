@@ -61,7 +61,7 @@ def test_help_imports_no_heavy_library() -> None:
 
 
 def test_defaults_spelled_out_for_the_parser_match_their_sources() -> None:
-    from data.synthetic import WorldConfig
+    from demo import WorldConfig
     from pipelines.commands.evaluate import MODEL_NAMES
     from pipelines.commands.generate import WORLD_DEFAULTS
     from recsys.baselines import MODEL_NAMES as BASELINE_NAMES
@@ -148,7 +148,7 @@ def test_ab_power_json_is_only_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_demo_refuses_a_folder_with_another_world(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from data.synthetic import WorldConfig, generate_world
+    from demo import WorldConfig, generate_world
 
     generate_world(tmp_path / "d", WorldConfig(n_users=50, n_items=5, target_events=500,
                                                write_images=False))

@@ -54,7 +54,7 @@ def test_acceptance_within_three_percent_of_ease(movielens_run) -> None:
 
 
 def _demo_files(tmp_path: Path) -> tuple[Path, Path]:
-    from data.synthetic import WorldConfig, generate_world
+    from demo import WorldConfig, generate_world
 
     world = generate_world(tmp_path / "w", WorldConfig(n_users=300, n_items=40, seed=7,
                                                         target_events=15_000,

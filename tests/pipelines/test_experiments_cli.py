@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.cli import main
 
-synthetic = pytest.importorskip("data.synthetic")
+synthetic = pytest.importorskip("demo")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_simulate_then_analyze(world_dir: Path, tmp_path: Path, capsys: pytest.C
 
 def test_analyze_world_log_with_split(world_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # The world was logged under its control_share split: right split, no SRM; default 50/50, SRM.
-    from data.synthetic import World
+    from demo import World
 
     control = World.load(world_dir).config.control_share
     assert 0.0 < control < 0.4

@@ -1,6 +1,6 @@
 """The nightly job on real images: H&M product photos and real artworks.
 
-Shoppers are simulated over the real catalogue (data.synthetic.over_catalog);
+Shoppers are simulated over the real catalogue (demo.over_catalog);
 everything image-related is real.  Acceptance: every product is rendered for
 every segment in ``background`` mode, each render keeps the product within
 the just-noticeable colour difference (mean CIEDE2000 inside the product mask
@@ -21,7 +21,7 @@ from PIL import Image
 
 from data.adapters.hm import load_articles
 from data.store import Store
-from data.synthetic.over_catalog import simulate_shop
+from demo.over_catalog import simulate_shop
 from pipelines.config import load_config, write_config
 from pipelines.runner import run_nightly
 from stylizer.image_io import load_image

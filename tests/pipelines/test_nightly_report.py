@@ -173,7 +173,7 @@ def test_planted_ceiling_on_a_generated_world(tmp_path: Path) -> None:
     what popularity gets; a log with items the world lacks has no ceiling."""
     import pandas as pd
 
-    from data.synthetic import WorldConfig, generate_world
+    from demo import WorldConfig, generate_world
     from pipelines.ceiling import find_world, planted_ceiling
     from recsys.baselines import run_holdout
 

@@ -17,7 +17,7 @@ from recsys.experiments import (
     sample_size_ratio_metric,
 )
 
-synthetic = pytest.importorskip("data.synthetic")
+synthetic = pytest.importorskip("demo")
 
 
 @pytest.fixture(scope="module")

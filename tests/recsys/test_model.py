@@ -160,7 +160,7 @@ def test_bad_input_is_rejected_with_a_clear_error() -> None:
 # ------------------------------------------------------------------ planted truth
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
-    from data.synthetic import WorldConfig, generate_world
+    from demo import WorldConfig, generate_world
 
     return generate_world(tmp_path_factory.mktemp("model_world"), WorldConfig(write_images=False))
 

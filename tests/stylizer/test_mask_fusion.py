@@ -153,7 +153,7 @@ def test_demo_bag_and_mug_handles_are_not_kept_as_product() -> None:
     """The demo world's totes, against their exact masks: the inside of the handle stays
     background (the classical mask alone kept it: about 2 % of the frame).  A mug's handle
     is a known limit: the prior fills it too, and a hole both halves call product stays."""
-    from data.synthetic.images import ProductSpec, draw_product
+    from demo.images import ProductSpec, draw_product
     from stylizer.metrics import hole_area
 
     checked = 0

@@ -5,7 +5,7 @@ the full 640 px photo from hand-set seeds in ``tests/fixtures/hm_reference_seeds
 method and checking described there).  Each photo of ``../shared/data/hm`` is
 rendered in background mode at 384 px with the real generator under three
 artworks of ``../shared/data/styles`` and three procedural backdrop materials
-(:mod:`data.synthetic.materials`), at the demo's scene strengths (artworks 0.45,
+(:mod:`demo.materials`), at the demo's scene strengths (artworks 0.45,
 materials 0.85) with the default shadow, and measured with
 :mod:`stylizer.metrics` against the reference:
 
@@ -59,7 +59,7 @@ LIMITS = {"delta_e": 1.0, "rim": 0.02, "hole": 0.002, "silhouette": 0.01}
 
 @functools.lru_cache(maxsize=1)
 def _styles(data_dir: str) -> tuple[list[str], np.ndarray, list[float]]:
-    from data.synthetic.materials import draw_material
+    from demo.materials import draw_material
     from stylizer.encoder import StyleEncoder
 
     images, names, strengths = [], [], []

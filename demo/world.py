@@ -23,15 +23,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from data.synthetic.images import (
+from demo.images import (
     ProductSpec,
     draw_product,
     draw_style,
     product_spec,
     style_name_and_tags,
 )
-from data.synthetic.logs import EVENT_COLUMNS, LogSettings, events_to_arrow, simulate_events
-from data.synthetic.shoppers import ClickModel, plant_truth
+from demo.logs import EVENT_COLUMNS, LogSettings, events_to_arrow, simulate_events
+from demo.shoppers import ClickModel, plant_truth
 
 __all__ = ["WorldConfig", "World", "generate_world", "TRUTH_KEYS"]
 
@@ -267,7 +267,7 @@ def write_style_library(root: Path, styles: pd.DataFrame, size: int, seed: int =
     ``styles/material-<name>.png``).  The materials have no events: the model
     gives them embeddings from their codes, as any new style.
     """
-    from data.synthetic.materials import MATERIAL_STRENGTH, MATERIALS, draw_material
+    from demo.materials import MATERIAL_STRENGTH, MATERIALS, draw_material
 
     rows = styles.assign(strength=f"{ARTWORK_STRENGTH:g}")
     extra = []

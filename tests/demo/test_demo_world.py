@@ -1,4 +1,4 @@
-"""Tests of the generated demo world (data.synthetic): contract, planted truth, images, CLI.
+"""Tests of the generated demo world (demo): contract, planted truth, images, CLI.
 
 The demo world is what every later stage is scored against, so these tests check
 that the truth really shows in the logs and images, not only that files exist.
@@ -20,8 +20,8 @@ import pytest
 from scipy.stats import spearmanr
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from data.synthetic import TRUTH_KEYS, World, WorldConfig, generate_world
-from data.synthetic.images import STYLE_KINDS, draw_style
+from demo import TRUTH_KEYS, World, WorldConfig, generate_world
+from demo.images import STYLE_KINDS, draw_style
 from pipelines.cli import main as cli_main
 
 TINY = {"n_users": 60, "n_items": 6, "n_styles": 12, "image_size": 64, "target_events": 1500}
@@ -334,7 +334,7 @@ def test_same_seed_same_files_different_seed_different(tmp_path: Path) -> None:
     a = _tree_digest(generate_world(tmp_path / "a", WorldConfig(seed=11, **TINY)).dir)
     b = _tree_digest(generate_world(tmp_path / "b", WorldConfig(seed=11, **TINY)).dir)
     c = _tree_digest(generate_world(tmp_path / "c", WorldConfig(seed=12, **TINY)).dir)
-    from data.synthetic.materials import MATERIALS
+    from demo.materials import MATERIALS
 
     # + library.csv and one image per backdrop material (the demo's style library)
     assert len(a) == 5 + 2 * TINY["n_items"] + TINY["n_styles"] + 1 + len(MATERIALS)
@@ -372,7 +372,7 @@ def test_interrupted_generation_does_not_load(
     def broken(*args: object, **kwargs: object) -> np.ndarray:
         raise OSError("disk full")
 
-    monkeypatch.setattr("data.synthetic.world.draw_style", broken)
+    monkeypatch.setattr("demo.world.draw_style", broken)
     with pytest.raises(OSError, match="disk full"):
         generate_world(tmp_path, WorldConfig(seed=3, **TINY))
     # The old world's files are partly overwritten: loading must refuse, not mix worlds.

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from data.schemas import EVENT_COLUMNS
-from data.synthetic.shoppers import ClickModel, format_ids
+from demo.shoppers import ClickModel, format_ids
 
 __all__ = ["LogSettings", "simulate_events", "EVENT_COLUMNS", "events_to_arrow"]
 

@@ -2,7 +2,7 @@
 
 Real product photos and real artworks exist (``../shared/data``), real logs of
 shoppers reacting to styled renders do not.  This module plants the same
-kind of truth as :func:`data.synthetic.generate_world` (tastes, favourite
+kind of truth as :func:`demo.generate_world` (tastes, favourite
 styles, item popularity) over given items and styles and simulates their
 logs, so the whole nightly job can run on real images: the images are real,
 the behaviour is simulated, and the planted truth is saved beside the logs.
@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from data.synthetic.logs import LogSettings, events_to_arrow, simulate_events
-from data.synthetic.shoppers import ClickModel, plant_truth
-from data.synthetic.world import WorldConfig
+from demo.logs import LogSettings, events_to_arrow, simulate_events
+from demo.shoppers import ClickModel, plant_truth
+from demo.world import WorldConfig
 
 __all__ = ["simulate_shop"]
 
