@@ -1,4 +1,4 @@
-"""The data layer: schemas, loading with validation and quarantine, adapters, safe paths, device.
+"""The data layer: schemas, loading with validation and quarantine, adapters, the store, safe paths.
 
 Public names are re-exported here so callers write ``from data import load_events``.
 """
