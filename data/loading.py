@@ -42,6 +42,7 @@ from data.duplicates import DuplicateFilter
 from data.event_log import (
     EventBatch,
     EventFormat,
+    EventLoadOptions,
     LoadResult,
     concat_events,
     iter_events,
@@ -67,6 +68,7 @@ __all__ = [
     "Catalog",
     "EventBatch",
     "EventFormat",
+    "EventLoadOptions",
     "ItemsResult",
     "LoadReport",
     "LoadResult",
@@ -140,19 +142,12 @@ def iter_event_batches(
     ``report`` to have it updated as batches go by (the caller owns it, since a
     generator cannot return one).  Arguments as for :func:`load_events`.
     """
-    return iter_events(
-        source,
-        event_format(fmt),
-        catalog=None if catalog is None else load_catalog_ids(catalog),
-        now=now,
-        future_tolerance=future_tolerance,
-        query=query,
-        params=params,
-        batch_rows=batch_rows,
-        id_dtype=id_dtype,
-        report=report,
-        duplicates=duplicates,
-    )
+    options = EventLoadOptions(
+        catalog=None if catalog is None else load_catalog_ids(catalog), now=now,
+        future_tolerance=future_tolerance, query=query, params=params, batch_rows=batch_rows,
+        id_dtype=id_dtype, duplicates=duplicates,
+    )  # fmt: skip
+    return iter_events(source, event_format(fmt), options, report)
 
 
 def load_events(
@@ -184,15 +179,9 @@ def load_events(
     Raises :class:`FileNotFoundError` for a missing file and :class:`ValueError`
     naming the file for missing columns or an unreadable format.
     """
-    return load_event_log(
-        source,
-        event_format(fmt),
-        catalog=None if catalog is None else load_catalog_ids(catalog),
-        now=now,
-        future_tolerance=future_tolerance,
-        query=query,
-        params=params,
-        batch_rows=batch_rows,
-        id_dtype=id_dtype,
-        duplicates=duplicates,
-    )
+    options = EventLoadOptions(
+        catalog=None if catalog is None else load_catalog_ids(catalog), now=now,
+        future_tolerance=future_tolerance, query=query, params=params, batch_rows=batch_rows,
+        id_dtype=id_dtype, duplicates=duplicates,
+    )  # fmt: skip
+    return load_event_log(source, event_format(fmt), options)

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from data.catalog import Catalog, ItemsResult, catalog_ids, load_items
-from data.event_log import EventFormat, LoadResult, load_event_log
+from data.event_log import EventFormat, EventLoadOptions, LoadResult, load_event_log
 from data.schemas import ITEM_COLUMNS
 
 #: Columns a ratings file must have (``rating`` is read if present, not required).
@@ -63,7 +63,7 @@ def load_ratings(path: str | Path, *, catalog: Catalog | None = None, **kwargs: 
     movies.csv; other keyword arguments as for :func:`data.loading.load_events`.
     """
     ids = None if catalog is None else catalog_ids(catalog, {"movieId": load_movies})
-    return load_event_log(path, RATINGS, catalog=ids, **kwargs)
+    return load_event_log(path, RATINGS, EventLoadOptions(catalog=ids, **kwargs))
 
 
 def movies_to_items(raw: pd.DataFrame) -> pd.DataFrame:
