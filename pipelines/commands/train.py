@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from pipelines.commands.evaluate import load_item_codes, load_log, load_style_codes
-    from pipelines.stages.artifacts import ITEM_MAP, MODEL, USER_MAP
+    from recsys.run_bundle import ITEM_MAP, MODEL, USER_MAP
     from recsys.baselines import align_item_codes, style_event_array
     from recsys.interactions import IdMap, build_interactions
     from recsys.model import StylePreferenceModel
