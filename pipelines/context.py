@@ -2,9 +2,9 @@
 
 Why a module of its own: the runner imports every stage, and every stage needs
 the context; with the context in the runner the two imported each other.  It
-imports only the standard library, :mod:`pipelines.config` and
-:mod:`data.paths` at module level, so the CLI's parser can list :data:`STAGES`
-without loading numpy, pandas or the store.
+imports only the standard library and :mod:`pipelines.config` at module level,
+so the CLI's parser can list :data:`STAGES` without loading numpy, pandas or
+the store (``import data.paths`` runs ``data/__init__``, which loads pandas).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.paths import resolve_under
 from pipelines.config import Config
 
 if TYPE_CHECKING:
@@ -44,6 +43,8 @@ def check_run_id(run_id: str) -> str:
 
 def run_folder(work_dir: Path, run_id: str) -> Path:
     """``<work_dir>/runs/<run_id>``, refusing ids that are not plain names or escape via symlinks."""
+    from data.paths import resolve_under  # for weight (data/__init__ loads pandas)
+
     runs = work_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     return resolve_under(runs, check_run_id(run_id))
@@ -67,6 +68,8 @@ class RunContext:
     @property
     def previous_run_dir(self) -> Path | None:
         """Folder of the run that was being served when this one started, if any."""
+        from data.paths import resolve_under  # for weight, as in run_folder
+
         if self.previous_run_id is None:
             return None
         p = resolve_under(self.run_dir.parent, check_run_id(self.previous_run_id))
