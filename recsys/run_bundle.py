@@ -12,30 +12,14 @@ not import :mod:`pipelines`, reads it too.  It imports neither PyTorch nor
 FAISS at module level (the model and the indices are loaded on demand), so a
 ranking process that reads a bundle stays light.
 
-Layout of ``<work_dir>/runs/<run_id>/`` (format 2; all npz/json/parquet, never pickle):
-
-=====================  ======================================================  =========
-file                   content                                                 stage
-=====================  ======================================================  =========
-``bundle.json``        manifest: kind, format_version, files written           every
-``events.parquet``     the night's validated events                            ingest
-``items_raw.parquet``  the catalogue as loaded                                 ingest
-``styles_raw.parquet`` the style library as loaded                             ingest
-``items.parquet``      readable items: item_id, image_uri, image_hash, path    embed
-``styles.parquet``     readable styles (same columns)                          embed
-``codes.npz``          item_ids, item_codes, style_ids, style_codes (raw)      embed
-``whitening.npz``      mean (d,), matrix (d, d): ``(raw - mean) @ matrix``     embed
-``model.npz/.json``    the preference model (``StylePreferenceModel.save``)    train
-``user_map.json``      ``{"ids": [...]}``: row order of the user factors       train
-``item_map.json``      ``{"ids": [...]}``: row order of the item factors       train
-``style_embeddings``   ``.npz``: style_ids, embeddings ``W c_s``               index
-``style_index/``       ``StyleIndex.save``                                     index
-``item_index/``        ``ItemIndex.save``                                      index
-``top_styles.parquet`` user_id, rank, style_id, score                          index
-``segmentation/``      segments.json (ids, default, next number), .npz         segment
-                       (centroids)
-``conditions.json``    per segment: style_ids, weights, code, condition_hash   segment
-=====================  ======================================================  =========
+Layout of ``<work_dir>/runs/<run_id>/`` (format 2; npz/json/parquet, never pickle), by stage:
+``bundle.json`` (the manifest: kind, format_version, files written); ingest:
+``events.parquet``, ``items_raw.parquet``, ``styles_raw.parquet``; embed: ``items.parquet``,
+``styles.parquet``, ``codes.npz`` (raw codes), ``whitening.npz`` (``(raw - mean) @ matrix``);
+train: ``model.npz``/``model.json``, ``user_map.json``, ``item_map.json``; index:
+``style_embeddings.npz``, ``style_index/``, ``item_index/``, ``top_styles.parquet``; segment:
+``segmentation/`` (segments.json: ids, default segment, next number; segments.npz:
+centroids) and ``conditions.json`` (per segment: style_ids, weights, code, condition_hash).
 
 Each fact of the segments lives once: the user -> segment assignment in the
 SQL store (``user_segments``), the segment list, centroids and default segment
@@ -57,12 +41,20 @@ import shutil
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from recsys.bundle_types import (
+    BundleError,
+    BundleVersionError,
+    Codes,
+    ModelArrays,
+    StyleTable,
+    Whitening,
+)
 
 if TYPE_CHECKING:  # the model pulls in PyTorch, the indices FAISS: loaded on demand
     from recsys.index import ItemIndex, StyleIndex
@@ -101,82 +93,13 @@ MODEL_FILES: tuple[str, ...] = (MODEL + ".npz", MODEL + ".json", USER_MAP, ITEM_
 REQUIRED_FILES: tuple[str, ...] = (
     MODEL + ".npz", MODEL + ".json", USER_MAP, ITEM_MAP, STYLE_EMBEDDINGS, CONDITIONS, ITEMS,
 )
-"""Files the service cannot answer without; the others degrade gracefully.
-
-Without ``codes.npz`` (or without whitening/codes in the model) catalogue items
-nobody interacted with are scored by the prior instead of by their image code;
-without ``segmentation/`` the largest segment is the default one.
-"""
+"""Files the service cannot answer without (without ``codes.npz`` cold catalogue items
+get the prior; without ``segmentation/`` the largest segment is the default)."""
 
 MODEL_FORMAT_VERSION = 2
 """``format_version`` of ``model.json`` that :meth:`RunBundle.read_model_arrays` reads; equal to
 ``recsys.model._FORMAT_VERSION`` (a test checks, so a change of the model's file layout cannot
 slip past the service)."""
-
-
-class BundleError(ValueError):
-    """A run bundle (or one of its files) that is corrupt or not a stylerec run bundle."""
-
-
-class BundleVersionError(BundleError):
-    """A run bundle written by a newer stylerec than this one."""
-
-
-@dataclass(frozen=True)
-class Codes:
-    """Raw style codes of the readable items and library styles (``codes.npz``)."""
-
-    item_ids: list[str]
-    item_codes: np.ndarray  # (n_items, d) float32
-    style_ids: list[str]
-    style_codes: np.ndarray  # (n_styles, d) float32
-
-
-@dataclass(frozen=True)
-class Whitening:
-    """The style library's whitening (``whitening.npz``): ``(raw - mean) @ matrix``."""
-
-    mean: np.ndarray
-    matrix: np.ndarray
-
-    def transform(self, codes: Any) -> np.ndarray:
-        """Whitened codes in float64 (what ``stylizer.StyleSpace.transform`` computes)."""
-        arr = np.atleast_2d(np.asarray(codes, dtype=np.float64))
-        if arr.shape[1] != self.mean.shape[0]:
-            raise ValueError(f"codes have {arr.shape[1]} dims, the whitening {self.mean.shape[0]}")
-        return (arr - self.mean) @ self.matrix
-
-
-@dataclass(frozen=True)
-class StyleTable:
-    """Style ids and their embeddings in the preference space (``W c_s``)."""
-
-    style_ids: list[str]
-    embeddings: np.ndarray
-
-
-@dataclass(frozen=True)
-class ModelArrays:
-    """What serving needs of a saved ``StylePreferenceModel``, read without PyTorch.
-
-    Why not ``StylePreferenceModel.load``: importing ``recsys.model`` loads
-    PyTorch, about 0.5 GB resident in every ranking process, for arrays that
-    numpy reads directly.  ``item_factors`` is the model's ``item_factors_``
-    (``q_i + W c_i``), ``popularity`` its ``popularity_scores()``; a test
-    compares both readers on a trained model.
-    """
-
-    n_users: int
-    n_items: int
-    user_factors: np.ndarray
-    item_factors: np.ndarray
-    item_bias: np.ndarray
-    popularity: np.ndarray
-    W: np.ndarray
-    code_mean: np.ndarray | None
-    code_scale: float | None
-    seen_indptr: np.ndarray | None
-    seen_indices: np.ndarray | None
 
 
 @contextmanager
