@@ -232,3 +232,29 @@ def test_corrupt_files_are_refused_naming_the_file(bundle: RunBundle) -> None:
     (folder / "segments.json").write_text(json.dumps({"format_version": 9}))
     with pytest.raises(BundleVersionError, match="segments format 9"):
         bundle.read_segmentation()
+
+
+def test_service_serves_a_format_one_run(tmp_path: Path) -> None:
+    """A run published by the code before RunBundle (no manifest, no segmentation/ in a
+    synthetic run, sizes recorded in conditions.json) still loads and answers."""
+    import shutil
+
+    from data.store import Store
+    from recsys.serving import PersonalizationService
+    from recsys.serving.synthetic import make_run
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    run = make_run(store, tmp_path, n_users=30, n_items=40, n_segments=3, seed=9, tag="v1")
+    (run.run_dir / RB.MANIFEST).unlink()
+    shutil.rmtree(run.run_dir / RB.SEGMENTATION)
+    sizes = np.bincount(run.segment_of_user, minlength=3)
+    rows = json.loads((run.run_dir / RB.CONDITIONS).read_text())
+    smallest = int(np.argmin(sizes))
+    legacy = [{**r, "n_users": int(sizes[n])} for n, r in enumerate(rows)]
+    (run.run_dir / RB.CONDITIONS).write_text(json.dumps(legacy))
+    svc = PersonalizationService.from_store(store)
+    assert RunBundle.open(run.run_dir).format_version == 1
+    assert svc.segment_of("someone-new") == run.segment_ids[int(np.argmax(sizes))]
+    user = run.user_ids[int(np.flatnonzero(run.segment_of_user == smallest)[0])]
+    assert svc.segment_of(user) == run.segment_ids[smallest]
+    assert len(svc.recommend(user, 5)) == 5
