@@ -50,7 +50,7 @@ from PIL import Image
 
 from data.store import Store
 from pipelines.config import load_config
-from pipelines.runner import STAGES
+from pipelines.context import STAGES
 
 
 def stylerec(*args: str) -> tuple[float, str]:

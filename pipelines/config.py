@@ -153,6 +153,10 @@ class Config:
         out["inputs"]["events"] = list(out["inputs"]["events"])
         return out
 
+    def section_json(self, section: str) -> str:
+        """One section as canonical JSON (sorted keys): what stage input keys hash."""
+        return json.dumps(self.to_dict()[section], sort_keys=True)
+
     def fingerprint(self, *sections: str) -> str:
         """Stable hash of the named sections (all when none): keys stage caches."""
         data = self.to_dict()

@@ -10,85 +10,46 @@ memory, which is what makes each of them re-runnable on its own.
 
 from __future__ import annotations
 
+import importlib
 import logging
-import re
 import time
 import traceback
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.paths import resolve_under
 from data.store import Store
 from data.store.lock import RunLock
+from pipelines import context as _context
 from pipelines.config import Config, output_locations
-from pipelines.stages import STAGES  # listed there so that the CLI's parser needs no store
+from pipelines.context import STAGES as _STAGES
+from pipelines.context import RunContext as _RunContext
 
 log = logging.getLogger("stylerec.nightly")
 
-#: What a run id may look like (the store makes ``20261122T153000-abc123``).  Run ids
-#: name folders, so one read back from a tampered store must not be a path.
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+StageFn = Callable[[_RunContext], dict[str, Any]]
+
+#: Names that moved to :mod:`pipelines.context`; importing them from here warns.
+_MOVED = ("RunContext", "STAGES", "RUN_ID_RE", "check_run_id", "run_folder")
 
 
-def check_run_id(run_id: str) -> str:
-    """``run_id`` itself when it is a plain name fit for a folder; ValueError otherwise."""
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id) or ".." in run_id:
-        raise ValueError(f"run id {run_id!r} is not a valid run id")
-    return run_id
-
-
-def run_folder(work_dir: Path, run_id: str) -> Path:
-    """``<work_dir>/runs/<run_id>``, refusing ids that are not plain names or escape via symlinks."""
-    runs = work_dir / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    return resolve_under(runs, check_run_id(run_id))
-
-
-@dataclass
-class RunContext:
-    """What every stage gets: the config, the store, the run id and its folder."""
-
-    config: Config
-    store: Store
-    run_id: str
-    run_dir: Path
-    previous_run_id: str | None = None
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def previous_run_dir(self) -> Path | None:
-        """Folder of the run that was being served when this one started, if any."""
-        if self.previous_run_id is None:
-            return None
-        p = resolve_under(self.run_dir.parent, check_run_id(self.previous_run_id))
-        return p if p.is_dir() else None
-
-    def log(self, stage: str, event: str, **fields: Any) -> None:
-        """One structured log line: ``stage=... event=... key=value ...``."""
-        extra = " ".join(f"{k}={v}" for k, v in fields.items())
-        log.info("run=%s stage=%s event=%s %s", self.run_id, stage, event, extra)
-
-
-StageFn = Callable[[RunContext], dict[str, Any]]
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        warnings.warn(f"pipelines.runner.{name} moved to pipelines.context.{name}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(_context, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _stage_functions() -> dict[str, StageFn]:
-    # Imported here so that `stylerec --help` does not load torch and faiss.
-    from pipelines.stages import embed, ingest, publish, render, report, segment, train
-    from pipelines.stages import index as index_stage
+    """``run`` of each stage module, imported by name when a night starts.
 
-    return {
-        "ingest": ingest.run,
-        "embed": embed.run,
-        "train": train.run,
-        "index": index_stage.run,
-        "segment": segment.run,
-        "render": render.run,
-        "publish": publish.run,
-        "report": report.run,
-    }
+    Not at module level so that `stylerec --help` does not load torch and faiss;
+    the stages import :mod:`pipelines.context`, never this module.
+    """
+    return {name: importlib.import_module(f"pipelines.stages.{name}").run for name in _STAGES}
 
 
 @dataclass
@@ -115,7 +76,7 @@ def _pick_run(store: Store, cfg: Config, run_id: str | None, resume: bool) -> tu
         if unfinished is not None and unfinished["params"].get("fingerprint") == fingerprint:
             return unfinished["run_id"], False
     params = {"fingerprint": fingerprint, "config": cfg.to_dict()}
-    return store.create_run(params, stages=STAGES), True
+    return store.create_run(params, stages=_STAGES), True
 
 
 def run_nightly(
@@ -131,8 +92,8 @@ def run_nightly(
     ``wait_s``: how long to wait for another nightly on the same store to
     finish before giving up with :class:`~data.store.RunLockedError`.
     """
-    if only is not None and only not in STAGES:
-        raise ValueError(f"unknown stage {only!r}; stages are {', '.join(STAGES)}")
+    if only is not None and only not in _STAGES:
+        raise ValueError(f"unknown stage {only!r}; stages are {', '.join(_STAGES)}")
     t0 = time.perf_counter()
     work = cfg.path(cfg.outputs.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -169,7 +130,7 @@ def _run_locked(
              " ".join(f"{k}={v}" for k, v in output_locations(cfg).items()))
     record = store.get_run(rid)
     previous = record["params"].get("previous_run_id") if record else None
-    run_dir = run_folder(work, rid)
+    run_dir = _context.run_folder(work, rid)
     run_dir.mkdir(parents=True, exist_ok=True)
     if created or "previous_run_id" not in (record or {}).get("params", {}):
         previous = store.current_run_id()
@@ -178,7 +139,7 @@ def _run_locked(
             "run_dir": str(run_dir.resolve()),
             "render_root": str(cfg.path(cfg.outputs.render_dir).resolve()),
         })
-    ctx = RunContext(cfg, store, rid, run_dir, previous_run_id=previous)
+    ctx = _RunContext(cfg, store, rid, run_dir, previous_run_id=previous)
     # Later stages (the report above all) read earlier stages' metrics; with --only
     # or on a resume those stages do not run in this process, so start from the record.
     for name, rec in (store.get_run(rid) or {}).get("stages", {}).items():
@@ -187,7 +148,7 @@ def _run_locked(
     functions = _stage_functions()
     ran: list[str] = []
     skipped: list[str] = []
-    todo = [only] if only else list(STAGES)
+    todo = [only] if only else list(_STAGES)
     for stage in todo:
         status = store.get_run(rid)["stages"].get(stage, {}).get("status")
         if only is None and status == "done":

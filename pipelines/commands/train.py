@@ -48,21 +48,20 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from pipelines.commands.evaluate import load_item_codes, load_log, load_style_codes
-    from pipelines.stages.artifacts import ITEM_MAP, MODEL, USER_MAP
     from recsys.baselines import align_item_codes, style_event_array
     from recsys.interactions import IdMap, build_interactions
     from recsys.model import StylePreferenceModel
+    from recsys.run_bundle import MODEL, MODEL_FILES, RunBundle
 
     events = load_log(args.logs, args.fmt)
     codes = load_item_codes(args.item_codes)
     user_map = item_map = init = None
     if args.warm_start:
-        prev = Path(args.warm_start)
-        for name in (f"{MODEL}.npz", f"{MODEL}.json", USER_MAP, ITEM_MAP):
-            if not (prev / name).is_file():
-                raise FileNotFoundError(f"--warm-start {prev}: missing {name}")
-        user_map, item_map = IdMap.load(prev / USER_MAP), IdMap.load(prev / ITEM_MAP)
-        init = prev / MODEL
+        prev = RunBundle.open(args.warm_start)
+        for name in prev.missing(MODEL_FILES):
+            raise FileNotFoundError(f"--warm-start {prev.root}: missing {name}")
+        user_map, item_map = prev.read_id_map("user"), prev.read_id_map("item")
+        init = prev.path(MODEL)
     inter = build_interactions(
         events, user_map=user_map, item_map=item_map, half_life_days=args.half_life_days
     )
@@ -80,10 +79,7 @@ def run(args: argparse.Namespace) -> int:
         )
     model = StylePreferenceModel(**params).fit(inter, init_from=init, **fit_inputs)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / MODEL)
-    inter.user_map.save(out / USER_MAP)
-    inter.item_map.save(out / ITEM_MAP)
+    RunBundle.create(out).write_model(model, inter.user_map.ids, inter.item_map.ids)
     summary = {
         "out": str(out),
         "users": len(inter.user_map),

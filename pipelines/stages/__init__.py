@@ -1,9 +1,10 @@
 """The nightly stages: each module has ``run(ctx) -> metrics``.
 
-:data:`STAGES` is their order.  It lives here, not in :mod:`pipelines.runner`, so that
-``stylerec nightly --help`` can list the stages without importing the store.
+The stage list, :data:`~pipelines.context.STAGES`, lives in :mod:`pipelines.context`
+(re-exported here: ``from pipelines.stages import STAGES`` keeps working).  Stages
+import :mod:`pipelines.context` and :mod:`pipelines.stages.common`, never each other.
 """
 
-STAGES: tuple[str, ...] = (
-    "ingest", "embed", "train", "index", "segment", "render", "publish", "report",
-)
+from pipelines.context import STAGES
+
+__all__ = ["STAGES"]

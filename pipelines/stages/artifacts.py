@@ -1,67 +1,43 @@
-"""Reading what earlier stages of a run wrote, and reusing a previous run's output.
+"""Deprecated: the run's file names and readers moved to :mod:`recsys.run_bundle`.
 
-Stage outputs live in the run folder; these helpers keep the file names in
-one place so that stages, the report and the serving loader agree on them.
+``reuse_previous`` moved to :mod:`pipelines.stages.common`.  Importing a name
+from here still works for one release and warns.
 """
 
 from __future__ import annotations
 
-import shutil
+import importlib
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from pipelines.runner import RunContext
-
-# The run bundle the serving API loads is defined in recsys.serving.bundle; the
-# stages write it under those names.  The rest are the stages' own files.
-from recsys.serving.bundle import (  # noqa: F401
-    CODES,
-    CONDITIONS,
-    ITEM_INDEX,
-    ITEM_MAP,
-    ITEMS,
-    MODEL,
-    SEGMENTATION,
-    STYLE_EMBEDDINGS,
-    STYLE_INDEX,
-    USER_MAP,
-    WHITENING,
-)
-
-EVENTS = "events.parquet"
-ITEMS_RAW = "items_raw.parquet"  # the catalog as loaded (ingest)
-STYLES_RAW = "styles_raw.parquet"
-STYLES = "styles.parquet"
-STYLE_SPACE = "style_space.npz"
+_NAMES = ("CODES", "CONDITIONS", "EVENTS", "ITEM_INDEX", "ITEM_MAP", "ITEMS", "ITEMS_RAW",
+          "MODEL", "SEGMENTATION", "STYLE_EMBEDDINGS", "STYLE_INDEX", "STYLES", "STYLES_RAW",
+          "USER_MAP", "WHITENING")
+_MOVED: dict[str, tuple[str, str]] = {
+    **{n: ("recsys.run_bundle", n) for n in _NAMES},
+    "STYLE_SPACE": ("recsys.run_bundle", "LEGACY_STYLE_SPACE"),
+    "reuse_previous": ("pipelines.stages.common", "reuse_previous"),
+}
 
 
 def load_codes(run_dir: Path) -> dict[str, np.ndarray]:
-    """Item and style ids and codes written by the embed stage."""
-    with np.load(run_dir / CODES, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """Deprecated: ``RunBundle.open(run_dir).read_codes()``."""
+    from recsys.run_bundle import RunBundle
+
+    warnings.warn("pipelines.stages.artifacts.load_codes is deprecated; use "
+                  "recsys.run_bundle.RunBundle.read_codes", DeprecationWarning, stacklevel=2)
+    c = RunBundle.open(run_dir).read_codes()
+    return {"item_ids": np.asarray(c.item_ids, dtype=str), "item_codes": c.item_codes,
+            "style_ids": np.asarray(c.style_ids, dtype=str), "style_codes": c.style_codes}
 
 
-def reuse_previous(ctx: RunContext, stage: str, key: str, names: list[str]) -> bool:
-    """Copy ``names`` from the previous run when its ``stage`` had the same input key.
-
-    Deterministic stages on unchanged inputs give unchanged outputs, so the
-    night after a quiet day costs file copies instead of a retrain.
-    """
-    prev_dir = ctx.previous_run_dir
-    if prev_dir is None or ctx.previous_run_id is None:
-        return False
-    prev = ctx.store.get_run(ctx.previous_run_id)
-    prev_metrics = (prev or {}).get("stages", {}).get(stage, {}).get("metrics") or {}
-    if prev_metrics.get("input_key") != key:
-        return False
-    sources = [prev_dir / n for n in names]
-    if not all(p.exists() for p in sources):
-        return False
-    for src in sources:
-        dest = ctx.run_dir / src.name
-        if src.is_dir():
-            shutil.copytree(src, dest, dirs_exist_ok=True)
-        else:
-            shutil.copy2(src, dest)
-    return True
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = _MOVED[name]
+    warnings.warn(f"pipelines.stages.artifacts.{name} moved to {module}.{attr}",
+                  DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(module), attr)

@@ -17,35 +17,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.runner import RunContext
-from pipelines.stages.artifacts import load_codes
+from pipelines.context import RunContext
+from pipelines.stages.common import model_params, whitened_codes
+from recsys.baselines import run_holdout
+from recsys.run_bundle import CODES
 
 
 def _codes(ctx: RunContext) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
     """Item and style codes by id, whitened as the production fit sees them.
 
     (None, None) when the embed stage produced no codes; raw codes when the run
-    has no style space (whitening is a linear map, so the model's own
+    has no whitening (whitening is a linear map, so the model's own
     standardisation still puts them on one scale).
     """
-    try:
-        codes = load_codes(ctx.run_dir)
-    except FileNotFoundError:
+    bundle = ctx.bundle
+    if not bundle.has(CODES):
         return None, None
-    ids, arr = codes.get("item_ids"), codes.get("item_codes")
-    if ids is None or arr is None or len(ids) == 0:
+    codes = bundle.read_codes()
+    if not codes.item_ids:
         return None, None
-    style_ids, style_arr = codes.get("style_ids"), codes.get("style_codes")
-    try:
-        from pipelines.stages.train import whitened_codes
-
-        _, arr, style_arr = whitened_codes(ctx.run_dir)
-    except FileNotFoundError:
-        pass
-    items = {str(i): arr[n] for n, i in enumerate(ids)}
+    arr, style_arr = codes.item_codes, codes.style_codes
+    if bundle.read_whitening() is not None:
+        _, arr, style_arr = whitened_codes(bundle)
+    items = {i: arr[n] for n, i in enumerate(codes.item_ids)}
     styles = None
-    if style_ids is not None and style_arr is not None and len(style_ids):
-        styles = {str(s): style_arr[n] for n, s in enumerate(style_ids)}
+    if codes.style_ids:
+        styles = {s: style_arr[n] for n, s in enumerate(codes.style_ids)}
     return items, styles
 
 
@@ -60,9 +57,6 @@ def evaluate_holdout(ctx: RunContext, events: pd.DataFrame) -> dict[str, Any]:
     generated world also ``"planted": {"personal", "population", "world"}``, the NDCG@10
     of its planted click model on the same split (:mod:`pipelines.ceiling`).
     """
-    from pipelines.stages.train import model_params
-    from recsys.baselines import run_holdout
-
     n = int(ctx.config.model.holdout_last)
     item_codes, style_codes = _codes(ctx)
     result = run_holdout(

@@ -16,8 +16,8 @@ import pandas as pd
 from data.loading import load_events, load_items, load_styles
 from data.paths import UnsafePathError, resolve_under
 from data.validation import DuplicateFilter
-from pipelines.runner import RunContext
-from pipelines.stages.artifacts import EVENTS, ITEMS_RAW, STYLES_RAW
+from pipelines.context import RunContext
+from recsys.run_bundle import EVENTS, ITEMS_RAW, STYLES_RAW
 
 UNSAFE_PATH = "unsafe_path"
 
@@ -83,9 +83,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
         cutoff = events["timestamp"].max() - pd.Timedelta(days=inputs.window_days)
         events = events[events["timestamp"] >= cutoff].reset_index(drop=True)
 
-    events.to_parquet(ctx.run_dir / EVENTS, index=False)
-    items.to_parquet(ctx.run_dir / ITEMS_RAW, index=False)
-    styles.to_parquet(ctx.run_dir / STYLES_RAW, index=False)
+    ctx.bundle.write_table(EVENTS, events)
+    ctx.bundle.write_table(ITEMS_RAW, items)
+    ctx.bundle.write_table(STYLES_RAW, styles)
     ctx.store.upsert_items(items)
     tags = [json.loads(v) if isinstance(v, str) and v else [] for v in styles["tags"]]
     ctx.store.upsert_styles(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.runner import STAGES, RunContext
+from pipelines.context import STAGES, RunContext
 
 
 def run(ctx: RunContext) -> dict[str, Any]:

@@ -11,113 +11,19 @@ nothing twice.  Every key the run needs is linked to the run for serving and gc.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipelines.cache import RenderCache, render_key
+from pipelines.context import RunContext
 from pipelines.executors import RenderJob, make_executor
-from pipelines.runner import RunContext
-from pipelines.stages.artifacts import CONDITIONS, EVENTS, ITEMS
+from pipelines.stages.common import chosen_items, condition_params
+from recsys.run_bundle import ITEMS
 from stylizer.student import render_model_version
 
 RENDER_FAILED = "render_failed"
-
-
-def render_params(ctx: RunContext) -> dict[str, Any]:
-    """The render parameters that change a render's pixels (and so its key).
-
-    The scene strength is per condition (see :func:`condition_strengths`) and is
-    added to each key's parameters by :func:`run`.
-    """
-    from stylizer.mask_fusion import MASK_VERSION
-
-    r = ctx.config.render
-    return {"mode": r.mode, "max_side": r.max_side, "format": r.format, "quality": r.quality,
-            "strength": r.strength, "shadow_strength": r.shadow_strength, "tone": r.tone,
-            "mask": MASK_VERSION}
-
-
-def style_strengths(ctx: RunContext) -> dict[str, float]:
-    """Per-style scene strength from the style library's optional ``strength`` column.
-
-    A library without the column is valid (every style gets ``render.scene_strength``);
-    an empty cell means the default too; a value outside [0, 1] or not a number is
-    ignored with a warning naming the style, and the default is used.
-    """
-    import logging
-
-    path = ctx.config.path(ctx.config.inputs.styles)
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            table = pd.read_parquet(path)
-        elif suffix in (".csv", ".txt"):
-            table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        else:
-            return {}
-    except (OSError, ValueError):
-        return {}
-    if "strength" not in table.columns or "style_id" not in table.columns:
-        return {}
-    out: dict[str, float] = {}
-    for sid, raw in zip(table["style_id"].astype(str), table["strength"], strict=True):
-        text = str(raw).strip()
-        if text in ("", "nan", "None"):
-            continue
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not 0.0 <= value <= 1.0:
-            logging.getLogger("stylerec.render").warning(
-                "style %s: strength %r is not in [0, 1]; using render.scene_strength", sid, text
-            )
-            continue
-        out[sid] = value
-    return out
-
-
-def condition_strengths(
-    conditions: list[dict[str, Any]], per_style: dict[str, float], default: float
-) -> list[float]:
-    """Scene strength per condition: its styles' strengths, weighted as the styles are blended."""
-    out = []
-    for cond in conditions:
-        styles = cond.get("style_ids") or []
-        weights = np.asarray(cond.get("weights") or [1.0] * len(styles), dtype=np.float64)
-        if not styles or weights.sum() <= 0:
-            out.append(default)
-            continue
-        values = np.asarray([per_style.get(str(s), default) for s in styles], dtype=np.float64)
-        out.append(round(float(values @ weights / weights.sum()), 4))
-    return out
-
-
-def condition_params(
-    ctx: RunContext, conditions: list[dict[str, Any]]
-) -> tuple[list[float], list[dict[str, Any]]]:
-    """Scene strength and render-key parameters of each condition (the report finds files by them)."""
-    strengths = condition_strengths(
-        conditions, style_strengths(ctx), ctx.config.render.scene_strength
-    )
-    params = render_params(ctx)
-    return strengths, [{**params, "scene_strength": s} for s in strengths]
-
-
-def chosen_items(ctx: RunContext, items: pd.DataFrame) -> pd.DataFrame:
-    """All items, or the top-N by interactions in this run's events (``render.items``)."""
-    spec = ctx.config.render.items
-    if spec == "all":
-        return items
-    n = int(spec.split(":", 1)[1])
-    events = pd.read_parquet(ctx.run_dir / EVENTS, columns=["item_id"])
-    counts = events["item_id"].astype(str).value_counts()
-    order = counts.reindex(items["item_id"].astype(str)).fillna(0).to_numpy()
-    top = np.argsort(-order, kind="stable")[:n]
-    return items.iloc[np.sort(top)].reset_index(drop=True)
 
 
 def index_key(content_key: str, item_id: str) -> str:
@@ -130,18 +36,13 @@ def index_key(content_key: str, item_id: str) -> str:
     return hashlib.sha256(f"{content_key}:{item_id}".encode()).hexdigest()
 
 
-def load_conditions(ctx: RunContext) -> list[dict[str, Any]]:
-    """The segment conditions the segment stage wrote (id, hash, code, blend)."""
-    return json.loads((ctx.run_dir / CONDITIONS).read_text())
-
-
 def run(ctx: RunContext) -> dict[str, Any]:
     """Render the missing (item, condition) pairs and link all pairs to the run."""
     cfg = ctx.config
     cache = RenderCache(cfg.path(cfg.outputs.render_dir), cfg.render.format, cfg.render.quality)
     swept = cache.sweep_partials()
-    items = chosen_items(ctx, pd.read_parquet(ctx.run_dir / ITEMS))
-    conditions = load_conditions(ctx)
+    items = chosen_items(ctx, ctx.bundle.read_table(ITEMS))
+    conditions = ctx.bundle.read_conditions()
     generator = cfg.path(cfg.render.generator) if cfg.render.generator else None
     version, generator_sha = render_model_version(generator)
     codes = np.asarray([c["code"] for c in conditions], dtype=np.float32)

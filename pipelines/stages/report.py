@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from data.paths import resolve_under
 from pipelines.cache import RenderCache, render_key
+from pipelines.context import STAGES, RunContext, check_run_id
 from pipelines.report import (
     Section,
     Table,
@@ -28,19 +29,8 @@ from pipelines.report import (
     style_map_layout,
     write_html,
 )
-from pipelines.runner import STAGES, RunContext, check_run_id
-from pipelines.stages.artifacts import (
-    EVENTS,
-    ITEMS,
-    MODEL,
-    SEGMENTATION,
-    STYLE_EMBEDDINGS,
-    STYLES,
-    USER_MAP,
-)
-from pipelines.stages.render import chosen_items, condition_params, load_conditions
-from recsys.interactions import IdMap
-from recsys.model import StylePreferenceModel
+from pipelines.stages.common import chosen_items, condition_params
+from recsys.run_bundle import EVENTS, ITEMS, STYLES
 from recsys.segments import Segmentation
 from stylizer.image_io import load_image
 from stylizer.sheet import contact_sheet
@@ -175,9 +165,9 @@ def ceiling_paragraph(holdout: dict[str, Any]) -> str:
 def _segment_sheets(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]) -> list[Section]:
     """One subsection per segment: its blend, its style thumbnails and a render sheet."""
     cfg = ctx.config
-    styles = pd.read_parquet(ctx.run_dir / STYLES).set_index("style_id")
-    items = chosen_items(ctx, pd.read_parquet(ctx.run_dir / ITEMS))
-    events = pd.read_parquet(ctx.run_dir / EVENTS, columns=["item_id"])
+    styles = ctx.bundle.read_table(STYLES).set_index("style_id")
+    items = chosen_items(ctx, ctx.bundle.read_table(ITEMS))
+    events = ctx.bundle.read_table(EVENTS, columns=["item_id"])
     pop = events["item_id"].astype(str).value_counts()
     items = items.assign(pop=items["item_id"].astype(str).map(pop).fillna(0))
     sample = items.sort_values("pop", ascending=False, kind="stable").head(SHEET_ITEMS)
@@ -231,20 +221,20 @@ def _segments(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]) -> S
     return sec
 
 
-def _map(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]) -> Section:
+def _map(ctx: RunContext, out: Path, conditions: list[dict[str, Any]],
+         seg: Segmentation) -> Section:
     sec = Section("map", "Map of shoppers and styles")
-    model = StylePreferenceModel.load(ctx.run_dir / MODEL)
-    with np.load(ctx.run_dir / STYLE_EMBEDDINGS, allow_pickle=False) as z:
-        style_ids = [str(s) for s in z["style_ids"]]
-        style_emb = np.asarray(z["embeddings"], dtype=np.float64)
+    model = ctx.bundle.load_model()
+    table = ctx.bundle.read_style_embeddings()
+    style_ids = table.style_ids
+    style_emb = np.asarray(table.embeddings, dtype=np.float64)
     users = np.asarray(model.user_factors_, dtype=np.float64)
     signal = has_signal(users)
     # Shoppers without signal (all-zero vectors) would pile up on one point of the map.
     layout = style_map_layout(users[signal], style_emb)
-    seg = Segmentation.load(ctx.run_dir / SEGMENTATION)
-    user_ids = [str(u) for u in IdMap.load(ctx.run_dir / USER_MAP).ids]
+    user_ids = ctx.bundle.read_ids("user")
     labels = pd.Categorical(seg.segment_of(user_ids), categories=seg.segment_ids).codes
-    names = pd.read_parquet(ctx.run_dir / STYLES).set_index("style_id")["name"]
+    names = ctx.bundle.read_table(STYLES).set_index("style_id")["name"]
     style_names = [str(names.get(s, s)) for s in style_ids]
     style_biplot(out / "map.png", layout, labels[signal], seg.segment_ids, style_names,
                  "Shoppers (coloured by segment) and library styles")
@@ -337,10 +327,16 @@ def _timings(ctx: RunContext, out: Path) -> Section:
 def run(ctx: RunContext) -> dict[str, Any]:
     """Write the report for this run and return its path."""
     out = report_dir(ctx)
-    conditions = load_conditions(ctx)
+    # Segment sizes come from the assignment, which lives in the store only.
+    seg = ctx.bundle.read_segmentation(ctx.store.read_user_segments(ctx.run_id))
+    if seg is None:
+        raise FileNotFoundError(f"run bundle {ctx.run_dir}: missing segmentation")
+    sizes = seg.sizes
+    conditions = [{**c, "n_users": sizes.get(str(c["segment_id"]), 0)}
+                  for c in ctx.bundle.read_conditions()]
     builders = [
         lambda: _data_quality(ctx), lambda: _model_metrics(ctx, out),
-        lambda: _segments(ctx, out, conditions), lambda: _map(ctx, out, conditions),
+        lambda: _segments(ctx, out, conditions), lambda: _map(ctx, out, conditions, seg),
         lambda: _renders(ctx), lambda: _timings(ctx, out),
     ]
     # A bar on a terminal (the segment sheets decode renders: seconds on a large K).

@@ -8,49 +8,38 @@ styles' codes (:meth:`stylizer.StyleSpace.blend`), hashed for the render keys.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
 from pipelines.cache import condition_hash
-from pipelines.runner import RunContext
-from pipelines.stages.artifacts import (
-    CONDITIONS,
-    MODEL,
-    SEGMENTATION,
-    STYLE_EMBEDDINGS,
-    USER_MAP,
-    load_codes,
-)
-from recsys.interactions import IdMap
-from recsys.model import StylePreferenceModel
-from recsys.segments import Segmentation, UserSegmenter
+from pipelines.context import RunContext
+from recsys.segments import UserSegmenter
 from stylizer.style_space import StyleSpace
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
-    """Segment users, store assignments and conditions, write ``conditions.json``."""
+    """Segment users; the assignment goes to the store, segments and conditions to the bundle."""
     seg_cfg = ctx.config.segments
-    model = StylePreferenceModel.load(ctx.run_dir / MODEL)
-    user_ids = [str(u) for u in IdMap.load(ctx.run_dir / USER_MAP).ids]
-    codes = load_codes(ctx.run_dir)
-    style_ids = [str(s) for s in codes["style_ids"]]
-    with np.load(ctx.run_dir / STYLE_EMBEDDINGS, allow_pickle=False) as z:
-        style_emb = z["embeddings"]
+    bundle = ctx.bundle
+    model = bundle.load_model()
+    user_ids = bundle.read_ids("user")
+    codes = bundle.read_codes()
+    style_ids = codes.style_ids
+    style_emb = bundle.read_style_embeddings().embeddings
 
     previous = None
-    prev_dir = ctx.previous_run_dir
-    if prev_dir is not None and (prev_dir / SEGMENTATION / "segments.npz").is_file():
-        previous = Segmentation.load(prev_dir / SEGMENTATION)
+    prev_bundle = ctx.previous_bundle
+    if prev_bundle is not None and ctx.previous_run_id is not None:
+        previous = prev_bundle.read_segmentation(
+            ctx.store.read_user_segments(ctx.previous_run_id))
     k = min(seg_cfg.k, len(user_ids))
     segmenter = UserSegmenter(n_segments=k, n_blend=min(seg_cfg.n_blend, len(style_ids)),
                               seed=ctx.config.model.seed)
     segmenter.fit(model.user_factors_, user_ids, style_emb, style_ids, previous=previous)
     seg = segmenter.to_segmentation()
-    seg.save(ctx.run_dir / SEGMENTATION)
 
-    raw = dict(zip(style_ids, codes["style_codes"], strict=True))
+    raw = dict(zip(style_ids, codes.style_codes, strict=True))
     sizes = seg.sizes
     conditions: list[dict[str, Any]] = []
     for sid in seg.segment_ids:
@@ -62,15 +51,13 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "weights": [float(w) for w in cond.weights],
             "code": [float(x) for x in code],
             "condition_hash": condition_hash(code),
-            "n_users": int(sizes.get(sid, 0)),
         })
-    (ctx.run_dir / CONDITIONS).write_text(json.dumps(conditions, indent=1))
+    bundle.write_segments(seg, conditions)
     ctx.store.write_user_segments(ctx.run_id, seg.assignment[["user_id", "segment_id"]])
-    ctx.store.write_segment_conditions(ctx.run_id, conditions)
     kept = [bool(x) for x in getattr(segmenter, "kept_condition_", [])]
     return {
         "segments": len(conditions),
-        "sizes": {c["segment_id"]: c["n_users"] for c in conditions},
+        "sizes": {sid: int(sizes.get(sid, 0)) for sid in seg.segment_ids},
         "default_segment": seg.default_segment,
         "conditions_kept": int(sum(kept)),
         # Shoppers with an all-zero vector (nothing to learn a taste from): the default

@@ -12,34 +12,19 @@ its model is reused instead (a deterministic fit would give the same result).
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.runner import RunContext
-from pipelines.stages.artifacts import (
-    EVENTS,
-    ITEM_MAP,
-    MODEL,
-    STYLE_SPACE,
-    USER_MAP,
-    load_codes,
-    reuse_previous,
-)
+from pipelines.context import RunContext
+from pipelines.stages.common import model_params, reuse_previous, whitened_codes
+from pipelines.stages.evaluate import evaluate_holdout
 from recsys.baselines import style_event_array
 from recsys.interactions import IdMap, Interactions, build_interactions
 from recsys.model import StylePreferenceModel
-from stylizer.style_space import StyleSpace
-
-
-def whitened_codes(run_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Codes of the embed stage, whitened with the style library's statistics."""
-    codes = load_codes(run_dir)
-    space = StyleSpace.load(run_dir / STYLE_SPACE)
-    return codes, space.transform(codes["item_codes"]), space.transform(codes["style_codes"])
+from recsys.run_bundle import EVENTS, MODEL, MODEL_FILES, RunBundle
 
 
 def aligned_item_codes(item_map: IdMap, item_ids: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -68,30 +53,22 @@ def style_event_rows(
     return style_event_array(events, style_map, inter.user_map, inter.item_map)
 
 
-def model_params(ctx: RunContext) -> dict[str, Any]:
-    """Constructor arguments for the model from the config (0 epochs = the model's default)."""
-    m = ctx.config.model
-    params: dict[str, Any] = {"factors": m.factors, "seed": m.seed}
-    if m.epochs:
-        params["epochs"] = m.epochs
-    return params
-
-
 def prepare_inputs(
     ctx: RunContext, events: pd.DataFrame, init: Path | None
 ) -> tuple[Interactions, dict[str, Any]]:
     """Interactions (on the warm-start id maps) and the code arrays the model is fitted on."""
-    codes, item_w, style_w = whitened_codes(ctx.run_dir)
-    user_map = IdMap.load(init.parent / USER_MAP) if init is not None else None
-    item_map = IdMap.load(init.parent / ITEM_MAP) if init is not None else None
+    codes, item_w, style_w = whitened_codes(ctx.bundle)
+    warm = RunBundle.open(init.parent) if init is not None else None
+    user_map = warm.read_id_map("user") if warm is not None else None
+    item_map = warm.read_id_map("item") if warm is not None else None
     inter = build_interactions(
         events, user_map=user_map, item_map=item_map,
         half_life_days=ctx.config.model.half_life_days,
     )
     inputs = {
-        "item_codes": aligned_item_codes(inter.item_map, codes["item_ids"], item_w),
+        "item_codes": aligned_item_codes(inter.item_map, np.asarray(codes.item_ids), item_w),
         "style_codes": style_w,
-        "style_events": style_event_rows(events, inter, codes["style_ids"]),
+        "style_events": style_event_rows(events, inter, np.asarray(codes.style_ids)),
     }
     return inter, inputs
 
@@ -110,27 +87,26 @@ def input_key(ctx: RunContext, inter: Interactions, inputs: dict[str, Any]) -> s
         h.update(np.ascontiguousarray(inputs["style_events"]).tobytes())
     h.update("\n".join(map(str, inter.user_map.ids)).encode())
     h.update("\n".join(map(str, inter.item_map.ids)).encode())
-    h.update(json.dumps(ctx.config.to_dict()["model"], sort_keys=True).encode())
+    h.update(ctx.config.section_json("model").encode())
     return h.hexdigest()[:24]
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
     """Evaluate against baselines on a holdout, then fit (or reuse) the production model."""
-    events = pd.read_parquet(ctx.run_dir / EVENTS)
+    events = ctx.bundle.read_table(EVENTS)
     init = None
-    if ctx.previous_run_dir is not None and (ctx.previous_run_dir / f"{MODEL}.npz").is_file():
-        init = ctx.previous_run_dir / MODEL
+    previous = ctx.previous_bundle
+    if previous is not None and not previous.missing(MODEL_FILES):
+        init = previous.path(MODEL)
     inter, inputs = prepare_inputs(ctx, events, init)
     key = input_key(ctx, inter, inputs)
-    if reuse_previous(ctx, "train", key, [f"{MODEL}.npz", f"{MODEL}.json", USER_MAP, ITEM_MAP]):
+    if reuse_previous(ctx, "train", key, list(MODEL_FILES)):
         prev = ctx.store.get_run(ctx.previous_run_id)  # type: ignore[arg-type]
         old = prev["stages"]["train"]["metrics"]
         return {**old, "input_key": key, "reused_from": ctx.previous_run_id}
 
     metrics: dict[str, Any] = {"input_key": key}
     if ctx.config.model.baselines and ctx.config.model.holdout_last:
-        from pipelines.stages.evaluate import evaluate_holdout
-
         metrics["holdout"] = evaluate_holdout(ctx, events)
         # A count line for logs that are not a terminal (the fits' bars show only on one).
         ndcg = {m: round(v["ndcg@10"], 4) for m, v in metrics["holdout"]["models"].items()}
@@ -140,9 +116,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         ctx.log("train", "holdout_ndcg@10", **ndcg)
 
     model = StylePreferenceModel(**model_params(ctx)).fit(inter, init_from=init, **inputs)
-    model.save(ctx.run_dir / MODEL)
-    inter.user_map.save(ctx.run_dir / USER_MAP)
-    inter.item_map.save(ctx.run_dir / ITEM_MAP)
+    ctx.bundle.write_model(model, inter.user_map.ids, inter.item_map.ids)
     metrics.update({
         "users": len(inter.user_map),
         "items": len(inter.item_map),

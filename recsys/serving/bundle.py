@@ -1,272 +1,113 @@
-"""The run-bundle file contract: what the nightly pipeline writes for serving.
+"""Deprecated home of the run-bundle file contract; :mod:`recsys.run_bundle` holds it now.
 
-One published run = one folder (``store.get_run(run_id)["params"]["run_dir"]``)
-holding the files named below, plus the store's per-run tables (user segments,
-segment conditions, renders) and ``params["render_root"]``, the folder (or URL
-prefix) the renders' relative URIs live under.  The names are the ones
-``pipelines/stages/artifacts.py`` writes; they are repeated here because
-``recsys`` must not import ``pipelines``, and ``tests/recsys/test_serving.py`` checks
-that the two lists agree.  Everything is npz/json/parquet (no pickle) so a
-bundle can be inspected by hand and loaded by a newer code version.
-
-The writers below are the other half of the contract: a run produced by some
-other trainer (or the synthetic runs of tests and benchmarks) is servable as
-soon as it is written with them and registered in the store.
+The readers and writers below delegate to :class:`recsys.run_bundle.RunBundle` and
+warn (``DeprecationWarning``); they go in the next release.  The file-name
+constants and :class:`ModelArrays` are re-exported unchanged.
+:func:`write_model` (a servable model from plain arrays, for synthetic runs and
+benchmarks) stays here until the numpy factors core replaces it.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-MODEL = "model"  # model.npz + model.json (StylePreferenceModel.save)
-USER_MAP = "user_map.json"  # IdMap.save: row order of user_factors_
-ITEM_MAP = "item_map.json"  # IdMap.save: row order of item factors
-ITEM_INDEX = "item_index"  # ItemIndex.save directory
-STYLE_INDEX = "style_index"  # StyleIndex.save directory
-STYLE_EMBEDDINGS = "style_embeddings.npz"  # style_ids (str), embeddings (n_styles, f)
-WHITENING = "whitening.npz"  # mean (d,), matrix (d, d): whitened = (raw - mean) @ matrix
-SEGMENTATION = "segmentation"  # Segmentation.save directory
-CONDITIONS = "conditions.json"  # [{segment_id, style_ids, weights, code, condition_hash, n_users}]
-ITEMS = "items.parquet"  # item_id, image_uri (the catalogue's), image_hash, [image_path]
-CODES = "codes.npz"  # item_ids, item_codes (raw), style_ids, style_codes: cold items' vectors
-
-REQUIRED_FILES: tuple[str, ...] = (
-    MODEL + ".npz",
-    MODEL + ".json",
-    USER_MAP,
-    ITEM_MAP,
-    STYLE_EMBEDDINGS,
+from recsys.run_bundle import (  # noqa: F401  (re-exported names of the old contract)
+    CODES,
     CONDITIONS,
+    ITEM_INDEX,
+    ITEM_MAP,
     ITEMS,
+    MODEL,
+    MODEL_FORMAT_VERSION,
+    REQUIRED_FILES,
+    SEGMENTATION,
+    STYLE_EMBEDDINGS,
+    STYLE_INDEX,
+    USER_MAP,
+    WHITENING,
+    ModelArrays,
+    RunBundle,
+    StyleTable,
 )
-"""Files the service cannot answer without; the others degrade gracefully.
 
-``item_index`` is not among them: the service builds its own exact index over
-``[item vector, item bias]`` at load (see ``recsys.serving.service``), because
-the pipeline's index ranks by ``p_u . v_i`` alone.  Without ``codes.npz``
-(or without whitening/codes in the model) catalogue items nobody interacted
-with are scored by the prior instead of by their image code.
-"""
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"recsys.serving.bundle.{old} is deprecated; use recsys.run_bundle.{new}",
+                  DeprecationWarning, stacklevel=3)
 
 
 def check_bundle(run_dir: str | Path) -> Path:
-    """Raise ``FileNotFoundError`` naming every missing required file of a bundle."""
-    root = Path(run_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"run bundle directory not found: {root}")
-    missing = [name for name in REQUIRED_FILES if not (root / name).exists()]
-    if missing:
-        raise FileNotFoundError(f"run bundle {root}: missing {', '.join(missing)}")
-    return root
-
-
-@dataclass(frozen=True)
-class StyleTable:
-    """Style ids and their embeddings in the preference space (``W c_s``)."""
-
-    style_ids: list[str]
-    embeddings: np.ndarray
+    """Deprecated: ``RunBundle.open(run_dir).check_servable()``."""
+    _deprecated("check_bundle", "RunBundle.check_servable")
+    return RunBundle.open(run_dir).check_servable().root
 
 
 def read_style_embeddings(run_dir: str | Path) -> StyleTable:
-    """Read ``style_embeddings.npz`` (no pickle)."""
-    with np.load(Path(run_dir) / STYLE_EMBEDDINGS, allow_pickle=False) as z:
-        return StyleTable([str(s) for s in z["style_ids"]], np.asarray(z["embeddings"], np.float32))
+    _deprecated("read_style_embeddings", "RunBundle.read_style_embeddings")
+    return RunBundle.open(run_dir).read_style_embeddings()
 
 
 def write_style_embeddings(run_dir: str | Path, style_ids: list[str], embeddings: Any) -> None:
-    """Write ``style_embeddings.npz``."""
-    np.savez(
-        Path(run_dir) / STYLE_EMBEDDINGS,
-        style_ids=np.asarray([str(s) for s in style_ids], dtype=str),
-        embeddings=np.asarray(embeddings, dtype=np.float32),
-    )
+    _deprecated("write_style_embeddings", "RunBundle.write_style_embeddings")
+    RunBundle.create(run_dir).write_style_embeddings(style_ids, embeddings)
 
 
 def read_whitening(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(mean, matrix)`` of ``whitening.npz``, or ``None`` when the run has none."""
-    path = Path(run_dir) / WHITENING
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as z:
-        return np.asarray(z["mean"], np.float32), np.asarray(z["matrix"], np.float32)
+    _deprecated("read_whitening", "RunBundle.read_whitening")
+    wh = RunBundle.open(run_dir).read_whitening()
+    return None if wh is None else (wh.mean.astype(np.float32), wh.matrix.astype(np.float32))
 
 
 def write_whitening(run_dir: str | Path, mean: Any, matrix: Any) -> None:
-    """Write ``whitening.npz``."""
-    np.savez(
-        Path(run_dir) / WHITENING,
-        mean=np.asarray(mean, np.float32),
-        matrix=np.asarray(matrix, np.float32),
-    )
+    _deprecated("write_whitening", "RunBundle.write_whitening")
+    RunBundle.create(run_dir).write_whitening(np.asarray(mean, np.float32),
+                                              np.asarray(matrix, np.float32))
 
 
 def read_conditions(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Read ``conditions.json``; a clear error names a malformed file."""
-    path = Path(run_dir) / CONDITIONS
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(rows, list):
-        raise ValueError(f"{path}: expected a JSON list of segment conditions")
-    for n, row in enumerate(rows):
-        for key in ("segment_id", "style_ids", "weights"):
-            if key not in row:
-                raise ValueError(f"{path}: entry {n} lacks {key!r}")
-    return rows
+    _deprecated("read_conditions", "RunBundle.read_conditions")
+    return RunBundle.open(run_dir).read_conditions()
 
 
 def write_conditions(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``conditions.json`` (codes as plain float lists)."""
-    out = []
-    for row in rows:
-        r = dict(row)
-        if r.get("code") is not None:
-            r["code"] = [float(x) for x in np.asarray(r["code"]).ravel()]
-        r["weights"] = [float(w) for w in r["weights"]]
-        r["style_ids"] = [str(s) for s in r["style_ids"]]
-        out.append(r)
-    (Path(run_dir) / CONDITIONS).write_text(json.dumps(out), encoding="utf-8")
+    _deprecated("write_conditions", "RunBundle.write_conditions")
+    RunBundle.create(run_dir).write_conditions(rows)
 
 
 def read_items(run_dir: str | Path) -> pd.DataFrame:
-    """Read ``items.parquet`` (item_id, image_uri, ...); ids as ``str``."""
-    df = pd.read_parquet(Path(run_dir) / ITEMS)
-    for col in ("item_id", "image_uri"):
-        if col not in df.columns:
-            raise ValueError(f"{Path(run_dir) / ITEMS}: column {col!r} missing")
-    df["item_id"] = df["item_id"].astype(str)
-    return df
+    _deprecated("read_items", "RunBundle.read_table(ITEMS)")
+    return RunBundle.open(run_dir).read_table(ITEMS)
 
 
 def write_items(run_dir: str | Path, items: pd.DataFrame) -> None:
-    """Write ``items.parquet``; needs ``item_id`` and ``image_uri`` columns."""
-    for col in ("item_id", "image_uri"):
-        if col not in items.columns:
-            raise ValueError(f"items: column {col!r} missing")
-    out = items.copy()
-    out["item_id"] = out["item_id"].astype(str)
-    out.to_parquet(Path(run_dir) / ITEMS, index=False)
-
-
-def read_ids(path: str | Path) -> list[str]:
-    """The id list of an ``IdMap`` file (``{"ids": [...]}``) without building its dict.
-
-    The service builds one ``id -> row`` dict itself; ``IdMap.load`` would
-    build a second one, which for a million users costs ~100 MB at load.
-    """
-    payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    ids = payload.get("ids") if isinstance(payload, dict) else None
-    if not isinstance(ids, list):
-        raise ValueError(f"{path}: not an IdMap file (no 'ids' list)")
-    return [str(i) for i in ids]
-
-
-def write_ids(path: str | Path, ids: Any) -> None:
-    """Write an id list in ``IdMap.save``'s format."""
-    Path(path).write_text(json.dumps({"ids": [str(i) for i in ids]}), encoding="utf-8")
+    _deprecated("write_items", "RunBundle.write_table(ITEMS, ...)")
+    RunBundle.create(run_dir).write_table(ITEMS, items)
 
 
 def read_codes(run_dir: str | Path) -> tuple[list[str], np.ndarray] | None:
-    """``(item_ids, raw item codes)`` of ``codes.npz``, or ``None`` when absent."""
-    path = Path(run_dir) / CODES
-    if not path.is_file():
+    _deprecated("read_codes", "RunBundle.read_codes")
+    bundle = RunBundle.open(run_dir)
+    if not bundle.has(CODES):
         return None
-    with np.load(path, allow_pickle=False) as z:
-        return [str(i) for i in z["item_ids"]], np.asarray(z["item_codes"], np.float32)
+    codes = bundle.read_codes()
+    return codes.item_ids, codes.item_codes
 
 
 def write_codes(run_dir: str | Path, item_ids: Any, item_codes: Any,
                 style_ids: Any = (), style_codes: Any = None) -> None:
-    """Write ``codes.npz`` in the embed stage's layout."""
-    codes = np.asarray(item_codes, np.float32)
-    np.savez(
-        Path(run_dir) / CODES,
-        item_ids=np.asarray([str(i) for i in item_ids], dtype=str),
-        item_codes=codes,
-        style_ids=np.asarray([str(s) for s in style_ids], dtype=str),
-        style_codes=np.asarray(
-            np.zeros((0, codes.shape[1])) if style_codes is None else style_codes, np.float32
-        ),
-    )
-
-
-MODEL_FORMAT_VERSION = 2
-"""``format_version`` of ``model.json`` that :func:`read_model` understands; equal to
-``recsys.model._FORMAT_VERSION`` (``tests/recsys/test_serving.py`` checks, so a change of the
-model's file layout cannot slip past the service)."""
-
-
-@dataclass(frozen=True)
-class ModelArrays:
-    """What serving needs of a saved ``StylePreferenceModel``, read without PyTorch.
-
-    Why not ``StylePreferenceModel.load``: importing ``recsys.model`` loads
-    PyTorch, about 0.5 GB resident in every ranking process, for arrays that
-    numpy reads directly.  The fields are the model's, computed the same way:
-    ``item_factors`` is its ``item_factors_`` (``q_i + W c_i``), ``popularity``
-    its ``popularity_scores()``; ``tests/recsys/test_serving.py`` compares both readers
-    on a trained model.
-    """
-
-    n_users: int
-    n_items: int
-    user_factors: np.ndarray
-    item_factors: np.ndarray
-    item_bias: np.ndarray
-    popularity: np.ndarray
-    W: np.ndarray
-    code_mean: np.ndarray | None
-    code_scale: float | None
-    seen_indptr: np.ndarray | None
-    seen_indices: np.ndarray | None
+    _deprecated("write_codes", "RunBundle.write_codes")
+    RunBundle.create(run_dir).write_codes(list(item_ids), item_codes, list(style_ids),
+                                          style_codes)
 
 
 def read_model(run_dir: str | Path) -> ModelArrays:
-    """Read ``model.npz``/``model.json`` of a bundle into :class:`ModelArrays` (no pickle)."""
-    base = Path(run_dir) / MODEL
-    meta_path, npz_path = base.with_suffix(".json"), base.with_suffix(".npz")
-    for p in (meta_path, npz_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"model file not found: {p}")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise ValueError(
-            f"{meta_path}: model format_version {meta.get('format_version')!r}; the service "
-            f"reads {MODEL_FORMAT_VERSION}"
-        )
-    n_users, n_items = int(meta["n_users"]), int(meta["n_items"])
-    with np.load(npz_path, allow_pickle=False) as z:
-        user_factors = np.ascontiguousarray(z["user_factors"], np.float32)
-        items = np.asarray(z["free_item_factors"], np.float32)
-        W = np.asarray(z["W"], np.float32)
-        if "item_codes" in z and W.size:
-            items = items + np.asarray(z["item_codes"]) @ W
-        code_scale = float(z["code_scale"][0]) if "code_scale" in z else None
-        out = ModelArrays(
-            n_users=n_users,
-            n_items=n_items,
-            user_factors=user_factors,
-            item_factors=np.ascontiguousarray(items, np.float32),
-            item_bias=np.asarray(z["item_bias"], np.float32).ravel(),
-            popularity=np.log1p(np.asarray(z["item_popularity"])).astype(np.float32),
-            W=W,
-            code_mean=np.asarray(z["code_mean"]) if "code_mean" in z else None,
-            code_scale=code_scale,
-            seen_indptr=np.asarray(z["seen_indptr"], np.int64) if "seen_indptr" in z else None,
-            seen_indices=(np.asarray(z["seen_indices"], np.int32)
-                          if "seen_indices" in z else None),
-        )
-    if out.user_factors.shape[0] != n_users or out.item_factors.shape[0] != n_items:
-        raise ValueError(
-            f"{npz_path}: {out.user_factors.shape[0]} user and {out.item_factors.shape[0]} item "
-            f"vectors, but model.json says {n_users} and {n_items}"
-        )
-    return out
+    _deprecated("read_model", "RunBundle.read_model_arrays")
+    return RunBundle.open(run_dir).read_model_arrays()
 
 
 def write_model(
@@ -285,10 +126,10 @@ def write_model(
 ) -> None:
     """Write ``model.npz``/``model.json`` and both id maps from plain arrays.
 
-    Goes through ``StylePreferenceModel.save`` so the files are exactly what
-    the train stage writes.  ``item_factors`` are the full item vectors;
-    ``W`` (code dim x factors) with ``code_mean``/``code_scale`` lets the
-    service score catalogue items from their image codes.
+    Goes through ``StylePreferenceModel.save`` (via :meth:`RunBundle.write_model`)
+    so the files are exactly what the train stage writes.  ``item_factors`` are
+    the full item vectors; ``W`` (code dim x factors) with ``code_mean``/
+    ``code_scale`` lets the service score catalogue items from their image codes.
     """
     import scipy.sparse as sp
 
@@ -316,7 +157,23 @@ def write_model(
     model.seen_ = None if seen is None else sp.csr_matrix(seen)
     model.n_users_, model.n_items_ = len(users), len(items)
     model.history_, model.best_epoch_, model.fit_seconds_ = [], 0, 0.0
-    root = Path(run_dir)
-    model.save(root / MODEL)
-    write_ids(root / USER_MAP, user_ids)
-    write_ids(root / ITEM_MAP, item_ids)
+    RunBundle.create(run_dir).write_model(model, user_ids, item_ids)
+
+
+def read_ids(path: str | Path) -> list[str]:
+    """Deprecated: ``RunBundle.read_ids("user" | "item")``."""
+    _deprecated("read_ids", "RunBundle.read_ids")
+    p = Path(path)
+    bundle = RunBundle.open(p.parent)
+    if p.name not in (USER_MAP, ITEM_MAP):
+        raise ValueError(f"{p}: not a run bundle's id map ({USER_MAP} or {ITEM_MAP})")
+    return bundle.read_ids("user" if p.name == USER_MAP else "item")
+
+
+def write_ids(path: str | Path, ids: Any) -> None:
+    """Deprecated: ``RunBundle.write_ids("user" | "item", ids)``."""
+    _deprecated("write_ids", "RunBundle.write_ids")
+    p = Path(path)
+    if p.name not in (USER_MAP, ITEM_MAP):
+        raise ValueError(f"{p}: not a run bundle's id map ({USER_MAP} or {ITEM_MAP})")
+    RunBundle.create(p.parent).write_ids("user" if p.name == USER_MAP else "item", list(ids))

@@ -11,7 +11,6 @@ the render folder and the image root) unless a prefix is given.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.index import ItemIndex
-from recsys.serving import bundle as B
+from recsys.run_bundle import CODES, ITEMS, ModelArrays, RunBundle
 
 log = logging.getLogger(__name__)
 
@@ -194,31 +193,83 @@ def _concat_root(root: str | None, uri: str) -> str:
 
 def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None,
                   image_root: str | Path | None = None) -> RunSnapshot:
-    """Read one published run (store rows + its bundle folder) into a :class:`RunSnapshot`."""
+    """Read one published run (store rows + its :class:`RunBundle`) into a :class:`RunSnapshot`.
+
+    The run's files come through :class:`~recsys.run_bundle.RunBundle`; from the
+    store come the run row, the user -> segment assignment and the render index.
+    """
     run = store.get_run(run_id)
     if run is None:
         raise ValueError(f"run {run_id!r} not found in the store")
     params = run.get("params") or {}
     if "run_dir" not in params:
         raise ValueError(f"run {run_id!r}: params lack 'run_dir' (not a serving bundle)")
-    run_dir = B.check_bundle(params["run_dir"])
-    # Render URIs stay relative to the run's render folder unless a prefix is given:
-    # an answer must not leak (or depend on) where this server keeps its files.
-    root = None if render_root is None else str(render_root)
-
-    model = B.read_model(run_dir)
-    users = B.read_ids(run_dir / B.USER_MAP)
-    model_items = B.read_ids(run_dir / B.ITEM_MAP)
+    bundle = RunBundle.open(params["run_dir"]).check_servable()
+    model = bundle.read_model_arrays()
+    users = bundle.read_ids("user")
+    model_items = bundle.read_ids("item")
     if len(users) != model.n_users or len(model_items) != model.n_items:
         raise ValueError(
-            f"{run_dir}: id maps ({len(users)} users, {len(model_items)} items) do not match "
+            f"{bundle.root}: id maps ({len(users)} users, {len(model_items)} items) do not match "
             f"the model ({model.n_users} users, {model.n_items} items)"
         )
+    items = _item_table(bundle, model, model_items, image_root)
+    segs = _segments(bundle, store, run_id, users, int(model.user_factors.shape[1]))
+    # Render URIs stay relative to the run's render folder unless a prefix is given:
+    # an answer must not leak (or depend on) where this server keeps its files.
+    renders = _renders(store, run_id, items.item_ids, segs,
+                       None if render_root is None else str(render_root))
+
+    snap = RunSnapshot(
+        run_id=run_id,
+        user_ids=users,
+        user_factors=model.user_factors,
+        user_segment=segs.user_segment,
+        item_ids=items.item_ids,
+        n_model_items=len(model_items),
+        item_vectors=items.vectors,
+        item_bias=items.bias,
+        popularity=items.popularity,
+        seen_indptr=None if model.seen_indptr is None else _ro(model.seen_indptr),
+        seen_indices=None if model.seen_indices is None else _ro(model.seen_indices),
+        style_ids=segs.style_ids,
+        style_embeddings=segs.style_embeddings,
+        segment_ids=segs.segment_ids,
+        segment_styles=segs.segment_styles,
+        segment_embeddings=segs.segment_embeddings,
+        default_segment=segs.default,
+        original_uri=items.original_uri,
+        render_uri=renders,
+        code_projection=items.code_projection,
+        prior=items.prior,
+        render_dir=params.get("render_root"),
+    )
+    log.info("loaded run %s: %d users, %d items (%d cold, %d from image codes), "
+             "%d segments, %d renders", run_id, len(users), len(items.item_ids),
+             len(items.item_ids) - len(model_items), items.n_coded, len(segs.segment_ids),
+             len(renders))
+    return snap
+
+
+class _ItemTable(NamedTuple):
+    """The snapshot's item rows: the model's items, then catalogue items it never saw."""
+
+    item_ids: list[str]
+    original_uri: list[str | None]
+    vectors: np.ndarray
+    bias: np.ndarray
+    popularity: np.ndarray
+    prior: float
+    code_projection: tuple[np.ndarray, ...] | None
+    n_coded: int
+
+
+def _item_table(bundle: RunBundle, model: ModelArrays, model_items: list[str],
+                image_root: str | Path | None) -> _ItemTable:
+    """Item ids, original images and vectors; cold catalogue items scored from their codes."""
     f = int(model.user_factors.shape[1])
     prior = float(model.item_bias.mean()) if len(model.item_bias) else 0.0
-
-    # Item table: model items, then catalogue items the model never saw.
-    items_df = B.read_items(run_dir)
+    items_df = bundle.read_table(ITEMS)
     cat_ids = items_df["item_id"].tolist()
     known = set(model_items)
     extra = [i for i in dict.fromkeys(cat_ids) if i not in known]
@@ -231,7 +282,7 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
                    for k, v in orig_of.items()}
     original_uri = [orig_of.get(i) for i in item_ids]
 
-    code_proj = _code_projection(run_dir, model)
+    code_proj = _code_projection(bundle, model)
     vectors = np.zeros((len(item_ids), f), np.float32)
     vectors[: len(model_items)] = model.item_factors
     bias = np.full(len(item_ids), prior, np.float32)
@@ -239,21 +290,37 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
     popularity = np.zeros(len(item_ids), np.float32)
     popularity[: len(model_items)] = model.popularity
     n_coded = 0
-    if extra and code_proj is not None:
-        codes = B.read_codes(run_dir)
-        if codes is not None:
-            code_row = {i: n for n, i in enumerate(codes[0])}
-            pos = [(len(model_items) + j, code_row[i]) for j, i in enumerate(extra)
-                   if i in code_row]
-            if pos:
-                dst, src = (np.asarray(x) for x in zip(*pos, strict=True))
-                vectors[dst] = _project(code_proj, codes[1][src])
-                n_coded = len(pos)
+    if extra and code_proj is not None and bundle.has(CODES):
+        codes = bundle.read_codes()
+        code_row = {i: n for n, i in enumerate(codes.item_ids)}
+        pos = [(len(model_items) + j, code_row[i]) for j, i in enumerate(extra)
+               if i in code_row]
+        if pos:
+            dst, src = (np.asarray(x) for x in zip(*pos, strict=True))
+            vectors[dst] = _project(code_proj, codes.item_codes[src])
+            n_coded = len(pos)
+    return _ItemTable(item_ids, original_uri, vectors, bias, popularity, prior, code_proj,
+                      n_coded)
 
-    # Segments and their conditions (conditions.json; the store holds the assignment).
-    styles = B.read_style_embeddings(run_dir)
+
+class _Segments(NamedTuple):
+    """Segments, their styles and embeddings, and each user's segment row."""
+
+    style_ids: list[str]
+    style_embeddings: np.ndarray
+    segment_ids: list[str]
+    segment_styles: list[tuple[str, ...]]
+    segment_embeddings: np.ndarray
+    default: int
+    user_segment: np.ndarray
+    hash_segments: dict[str, list[int]]  # condition hash -> segment rows rendered with it
+
+
+def _segments(bundle: RunBundle, store: Any, run_id: str, users: list[str], f: int) -> _Segments:
+    """Conditions and the default segment from the bundle; the assignment from the store."""
+    styles = bundle.read_style_embeddings()
     style_pos = {s: n for n, s in enumerate(styles.style_ids)}
-    conds = B.read_conditions(run_dir)
+    conds = bundle.read_conditions()
     seg_ids = [str(c["segment_id"]) for c in conds]
     seg_styles = [tuple(str(s) for s in c["style_ids"]) for c in conds]
     seg_emb = np.zeros((len(conds), f), np.float32)
@@ -263,7 +330,7 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
         for s, wt in zip(c["style_ids"], w, strict=True):
             if str(s) in style_pos:
                 seg_emb[n] += float(wt) * styles.embeddings[style_pos[str(s)]]
-    default = _default_segment(run_dir, conds)
+    default = _default_segment(bundle, conds)
     if default not in seg_ids:  # no segments at all, or a default without a condition
         seg_ids.append(default)
         seg_styles.append(())
@@ -277,12 +344,17 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
         ok = (rows >= 0) & pd.notna(segs)
         user_seg[rows[ok]] = segs[ok].astype(np.int32)
         del seg_df, rows, segs
-
-    # Renders: (item, condition hash) rows of the store -> (item row, segment).
     hash_seg: dict[str, list[int]] = {}
     for c in conds:
         if c.get("condition_hash"):
             hash_seg.setdefault(str(c["condition_hash"]), []).append(seg_pos[str(c["segment_id"])])
+    return _Segments(styles.style_ids, styles.embeddings, seg_ids, seg_styles, seg_emb,
+                     seg_pos[default], user_seg, hash_seg)
+
+
+def _renders(store: Any, run_id: str, item_ids: list[str], segs: _Segments,
+             root: str | None) -> dict[tuple[int, int], str]:
+    """The store's render index of the run as ``(item row, segment row) -> URI``."""
     rdf = store.renders_for_run(run_id)
     renders: dict[tuple[int, int], str] = {}
     if len(rdf):
@@ -292,47 +364,19 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
             if r < 0:
                 continue
             full = _concat_root(root, uri)
-            for s in hash_seg.get(ch, ()):
+            for s in segs.hash_segments.get(ch, ()):
                 renders[(r, s)] = full
-    del rdf
-
-    snap = RunSnapshot(
-        run_id=run_id,
-        user_ids=users,
-        user_factors=model.user_factors,
-        user_segment=user_seg,
-        item_ids=item_ids,
-        n_model_items=len(model_items),
-        item_vectors=vectors,
-        item_bias=bias,
-        popularity=popularity,
-        seen_indptr=None if model.seen_indptr is None else _ro(model.seen_indptr),
-        seen_indices=None if model.seen_indices is None else _ro(model.seen_indices),
-        style_ids=styles.style_ids,
-        style_embeddings=styles.embeddings,
-        segment_ids=seg_ids,
-        segment_styles=seg_styles,
-        segment_embeddings=seg_emb,
-        default_segment=seg_pos[default],
-        original_uri=original_uri,
-        render_uri=renders,
-        code_projection=code_proj,
-        prior=prior,
-        render_dir=params.get("render_root"),
-    )
-    log.info("loaded run %s: %d users, %d items (%d cold, %d from image codes), "
-             "%d segments, %d renders", run_id, len(users), len(item_ids), len(extra),
-             n_coded, len(seg_ids), len(renders))
-    return snap
+    return renders
 
 
-def _code_projection(run_dir: Path, model: B.ModelArrays) -> tuple[np.ndarray, ...] | None:
+def _code_projection(bundle: RunBundle, model: ModelArrays) -> tuple[np.ndarray, ...] | None:
     """``(whiten mean, whiten matrix, code mean, code scale, W)``, or None without codes."""
     if model.code_mean is None or model.W.size == 0:
         return None
     d = int(model.code_mean.shape[0])
-    wh = B.read_whitening(run_dir)
-    mean, matrix = wh if wh is not None else (np.zeros(d, np.float32), np.eye(d, dtype=np.float32))
+    wh = bundle.read_whitening()
+    mean, matrix = ((wh.mean.astype(np.float32), wh.matrix.astype(np.float32)) if wh is not None
+                    else (np.zeros(d, np.float32), np.eye(d, dtype=np.float32)))
     return (mean, matrix, np.asarray(model.code_mean, np.float32),
             np.float32(model.code_scale), np.asarray(model.W, np.float32))
 
@@ -347,11 +391,12 @@ def _project(proj: tuple[np.ndarray, ...], raw: np.ndarray) -> np.ndarray:
     return (std @ W).astype(np.float32)
 
 
-def _default_segment(run_dir: Path, conds: list[dict[str, Any]]) -> str:
-    """The segmentation's default segment, else the largest segment, else "default"."""
-    meta = run_dir / B.SEGMENTATION / "segments.json"
-    if meta.is_file():
-        return str(json.loads(meta.read_text(encoding="utf-8"))["default_segment"])
+def _default_segment(bundle: RunBundle, conds: list[dict[str, Any]]) -> str:
+    """The segmentation's default segment, else the largest segment (format-1 conditions
+    recorded their sizes), else "default"."""
+    default = bundle.read_default_segment()
+    if default is not None:
+        return default
     if conds:
         return str(max(conds, key=lambda c: c.get("n_users") or 0)["segment_id"])
     return "default"

@@ -3,11 +3,11 @@
 Why: the serving tests need small runs whose every number is known (so that
 they can tell which run an answer came from), and the latency benchmark needs
 a run with a million users; training a real model for either would take
-minutes and test the trainer, not the service.  The run is written with the
-bundle writers of :mod:`recsys.serving.bundle` and registered in the store
-exactly like a nightly run (run params ``run_dir``/``render_root``, user
-segments, segment conditions, renders linked to the run), so the service's
-load path is the production one.
+minutes and test the trainer, not the service.  The run is written with
+:class:`recsys.run_bundle.RunBundle`, as the nightly writes its runs, and
+registered in the store exactly like a nightly run (run params
+``run_dir``/``render_root``, user segments, renders linked to the run), so the
+service's load path is the production one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.serving import bundle as B
+from recsys.run_bundle import ITEMS, RunBundle
+from recsys.segments import Segmentation, SegmentCondition
+from recsys.serving.bundle import write_model
 
 
 @dataclass(frozen=True)
@@ -96,20 +98,21 @@ def make_run(
     wmat = np.eye(code_dim, dtype=np.float32) * 0.5
     cmean = np.zeros(code_dim, np.float32)
     cscale = 1.0
-    B.write_model(run_dir, user_ids=users, item_ids=items, user_factors=P, item_factors=Q,
+    bundle = RunBundle.create(run_dir)
+    write_model(run_dir, user_ids=users, item_ids=items, user_factors=P, item_factors=Q,
                   item_bias=bias, item_popularity=counts, seen=seen, W=W,
                   code_mean=cmean, code_scale=cscale)
     style_ids = [f"s{n:03d}" for n in range(n_styles)]
     style_raw = rng.standard_normal((n_styles, code_dim)).astype(np.float32)
     std = ((style_raw - wmean) @ wmat - cmean) / cscale * np.sqrt(code_dim)
-    B.write_style_embeddings(run_dir, style_ids, (std @ W).astype(np.float32) * 20)
-    B.write_whitening(run_dir, wmean, wmat)
+    bundle.write_style_embeddings(style_ids, (std @ W).astype(np.float32) * 20)
+    bundle.write_whitening(wmean, wmat)
     n_coded = n_cold if cold_with_code is None else min(cold_with_code, n_cold)
     item_raw = rng.standard_normal((n_items + n_coded, code_dim)).astype(np.float32)
-    B.write_codes(run_dir, items + cold[:n_coded], item_raw, style_ids, style_raw)
+    bundle.write_codes(items + cold[:n_coded], item_raw, style_ids, style_raw)
 
     catalogue = items[: n_items - no_image_items] + cold
-    B.write_items(run_dir, pd.DataFrame({
+    bundle.write_table(ITEMS, pd.DataFrame({
         "item_id": catalogue,
         "image_uri": [f"{tag}/img/{i}.jpg" for i in catalogue],
         "image_hash": [f"{tag}{i}" for i in catalogue],
@@ -127,9 +130,18 @@ def make_run(
             "weights": [0.7, 0.3][: len(pick)],
             "code": style_raw[pick].mean(axis=0),
             "condition_hash": f"{tag}h{s}",
-            "n_users": int(sizes[s]),
         })
-    B.write_conditions(run_dir, conditions)
+    # The segmentation (default segment: the largest, as the segmenter picks it); the
+    # assignment goes to the store below, the one place it lives.
+    centroids = np.stack([P[user_seg == s].sum(axis=0) if sizes[s] else np.ones(factors)
+                          for s in range(n_segments)]).astype(np.float32)
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    bundle.write_segments(Segmentation(
+        segment_ids=seg_ids, centroids=centroids,
+        conditions={c["segment_id"]: SegmentCondition.from_dict(c) for c in conditions},
+        assignment=pd.DataFrame({"user_id": users, "segment_id": [seg_ids[s] for s in user_seg]}),
+        default_segment=seg_ids[int(np.argmax(sizes))], next_index=n_segments,
+    ), conditions)
 
     all_items = items + cold
     n_render = int(round(render_fraction * len(all_items)))
@@ -140,8 +152,6 @@ def make_run(
     run_id = store.create_run({"run_dir": str(run_dir.resolve()), "render_root": render_root,
                                "synthetic": True}, stages=["build"])
     store.write_user_segments(run_id, zip(users, (seg_ids[s] for s in user_seg), strict=True))
-    store.write_segment_conditions(run_id, [
-        {**c, "code": [float(x) for x in c["code"]]} for c in conditions])
     if n_render:
         def render_rows_iter() -> Any:
             for r in render_rows.tolist():

@@ -27,7 +27,8 @@ from PIL import Image
 from data.store import Store
 from pipelines.cache import PARTIAL_MARK
 from pipelines.config import load_config, write_config
-from pipelines.runner import STAGES, run_nightly
+from pipelines.context import STAGES
+from pipelines.runner import run_nightly
 from stylizer.image_io import load_image, load_mask
 from stylizer.metrics import product_delta_e
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from data.paths import UnsafePathError
+from pipelines.context import check_run_id, run_folder
 from pipelines.report import (
     Section,
     spread_labels,
@@ -17,7 +18,6 @@ from pipelines.report import (
     style_map_layout,
     write_html,
 )
-from pipelines.runner import check_run_id, run_folder
 from pipelines.stages.report import figure_name
 
 

@@ -29,7 +29,7 @@ from pipelines.config import Config, config_from_dict, load_config, write_config
 from pipelines.executors import LocalExecutor, RenderJob, make_executor
 from pipelines.executors.ray_executor import RayExecutor, remove_partials
 from pipelines.runner import run_nightly
-from pipelines.stages.artifacts import CODES, load_codes
+from recsys.run_bundle import CODES, RunBundle
 
 #: The stylizer's parity tolerance (tests/stylizer/test_stylizer_parity.py): PSNR >= 30 dB.
 PARITY_PSNR = 30.0
@@ -229,7 +229,7 @@ def test_nightly_embed_and_render_stages_on_ray_match_local(small_world, tmp_pat
     local = run_nightly(load_config(world / "local.toml"), stop_after="render")
     assert local.ran[-1] == "render"
     run_dir = world / "work" / "runs" / local.run_id
-    local_codes = load_codes(run_dir)
+    local_codes = RunBundle.open(run_dir).read_codes()
     n_renders = local.metrics["render"]["rendered"]
     assert n_renders == local.metrics["render"]["items"] * 2 > 0
 
@@ -241,11 +241,11 @@ def test_nightly_embed_and_render_stages_on_ray_match_local(small_world, tmp_pat
     (run_dir / CODES).unlink()
     cfg = load_config(world / "ray.toml")
     embed = run_nightly(cfg, only="embed", run_id=local.run_id)
-    assert embed.metrics["embed"]["items"]["computed"] == len(local_codes["item_ids"])
-    ray_codes = load_codes(run_dir)
-    assert np.array_equal(ray_codes["item_ids"], local_codes["item_ids"])
-    np.testing.assert_allclose(ray_codes["item_codes"], local_codes["item_codes"], atol=1e-4)
-    np.testing.assert_allclose(ray_codes["style_codes"], local_codes["style_codes"], atol=1e-4)
+    assert embed.metrics["embed"]["items"]["computed"] == len(local_codes.item_ids)
+    ray_codes = RunBundle.open(run_dir).read_codes()
+    assert ray_codes.item_ids == local_codes.item_ids
+    np.testing.assert_allclose(ray_codes.item_codes, local_codes.item_codes, atol=1e-4)
+    np.testing.assert_allclose(ray_codes.style_codes, local_codes.style_codes, atol=1e-4)
 
     render = run_nightly(cfg, only="render", run_id=local.run_id)
     assert render.metrics["render"]["rendered"] == n_renders

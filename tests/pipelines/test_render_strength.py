@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipelines.config import ConfigError, load_config
-from pipelines.stages.render import condition_strengths, style_strengths
+from pipelines.stages.common import condition_strengths, style_strengths
 
 
 def _ctx(styles: Path) -> SimpleNamespace:

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from data.store import Store
+from recsys import run_bundle as B
 from recsys.experiments.assignment import Experiment, assign
+from recsys.run_bundle import RunBundle
 from recsys.serving import MAX_CANDIDATES, PersonalizationService
-from recsys.serving import bundle as B
 from recsys.serving.synthetic import SyntheticRun, make_run
 
 
@@ -39,10 +40,10 @@ def svc(world: tuple[Store, SyntheticRun]) -> PersonalizationService:
 
 
 def _segment_embeddings(run: SyntheticRun) -> np.ndarray:
-    styles = B.read_style_embeddings(run.run_dir)
+    styles = RunBundle.open(run.run_dir).read_style_embeddings()
     pos = {s: n for n, s in enumerate(styles.style_ids)}
     out = []
-    for cond in B.read_conditions(run.run_dir):
+    for cond in RunBundle.open(run.run_dir).read_conditions():
         w = np.asarray(cond["weights"]) / np.sum(cond["weights"])
         out.append(sum(wt * styles.embeddings[pos[s]] for s, wt in zip(cond["style_ids"], w,
                                                                      strict=True)))
@@ -68,14 +69,17 @@ def _seen(run: SyntheticRun) -> list[set[int]]:
     return [set(m.indices[m.indptr[r]: m.indptr[r + 1]].tolist()) for r in range(m.shape[0])]
 
 
-def test_bundle_file_names_match_the_pipeline() -> None:
-    from pipelines.stages import artifacts as A
-    from pipelines.stages import index as index_stage
+def test_old_bundle_module_still_reads_with_a_deprecation_warning(
+        world: tuple[Store, SyntheticRun]) -> None:
+    """``recsys.serving.bundle``'s readers moved to RunBundle; the old names warn for a release."""
+    from recsys.serving import bundle as old
 
-    for name in ("MODEL", "USER_MAP", "ITEM_MAP", "STYLE_EMBEDDINGS", "WHITENING",
-                 "SEGMENTATION", "CONDITIONS", "ITEMS", "CODES"):
-        assert getattr(B, name) == getattr(A, name), name
-    assert B.ITEM_INDEX == index_stage.ITEM_INDEX and B.STYLE_INDEX == index_stage.STYLE_INDEX
+    _, run = world
+    with pytest.warns(DeprecationWarning, match="RunBundle.read_codes"):
+        ids, codes = old.read_codes(run.run_dir)  # type: ignore[misc]
+    new = RunBundle.open(run.run_dir).read_codes()
+    assert ids == new.item_ids and np.array_equal(codes, new.item_codes)
+    assert old.CONDITIONS == B.CONDITIONS and old.ModelArrays is B.ModelArrays
 
 
 def test_model_reader_agrees_with_the_model_class(tmp_path: Path) -> None:
@@ -92,7 +96,7 @@ def test_model_reader_agrees_with_the_model_class(tmp_path: Path) -> None:
     model = M.StylePreferenceModel(factors=8, epochs=2, validation_users=5, negatives=16,
                                    show_progress=False).fit(X, item_codes=codes)
     model.save(tmp_path / B.MODEL)
-    got = B.read_model(tmp_path)
+    got = RunBundle.open(tmp_path).read_model_arrays()
     ref = M.StylePreferenceModel.load(tmp_path / B.MODEL)
     assert (got.n_users, got.n_items) == (ref.n_users_, ref.n_items_) == (40, 30)
     np.testing.assert_array_equal(got.user_factors, ref.user_factors_)
@@ -108,8 +112,8 @@ def test_model_reader_agrees_with_the_model_class(tmp_path: Path) -> None:
     assert (seen != (ref.seen_ != 0)).nnz == 0
     meta = json.loads((tmp_path / "model.json").read_text())
     (tmp_path / "model.json").write_text(json.dumps({**meta, "format_version": 99}))
-    with pytest.raises(ValueError, match="format_version 99"):
-        B.read_model(tmp_path)
+    with pytest.raises(B.BundleVersionError, match="format_version 99"):
+        RunBundle.open(tmp_path).read_model_arrays()
 
 
 def test_serving_does_not_import_torch() -> None:
@@ -250,8 +254,11 @@ def test_unknown_items_cold_catalogue_and_code_scores(
     u = 11
     p = run.user_factors[u]
     prior = float(np.mean(run.item_bias))
-    ids, raw = B.read_codes(run.run_dir)  # type: ignore[misc]
-    mean, mat = B.read_whitening(run.run_dir)  # type: ignore[misc]
+    bundle = RunBundle.open(run.run_dir)
+    ids, raw = bundle.read_codes().item_ids, bundle.read_codes().item_codes
+    wh = bundle.read_whitening()
+    assert wh is not None
+    mean, mat = wh.mean.astype(np.float32), wh.matrix.astype(np.float32)
     with np.load(run.run_dir / "model.npz") as z:
         W, cmean, cscale = z["W"], z["code_mean"], float(z["code_scale"][0])
     code_of = dict(zip(ids, raw, strict=True))
@@ -318,7 +325,7 @@ def test_recommend_is_the_exact_top_k_of_rank(tmp_path: Path, fraction: float) -
 
 def test_user_styles(svc: PersonalizationService, world: tuple[Store, SyntheticRun]) -> None:
     _, run = world
-    styles = B.read_style_embeddings(run.run_dir)
+    styles = RunBundle.open(run.run_dir).read_style_embeddings()
     for u in (0, 50):
         s = styles.embeddings @ run.user_factors[u]
         got = svc.user_styles(run.user_ids[u], k=4)
