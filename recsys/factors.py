@@ -241,9 +241,13 @@ class StyleFactors:
             return np.empty(0, dtype=np.int64)
         return self.seen_indices[self.seen_indptr[user_row]: self.seen_indptr[user_row + 1]]
 
+    def affinity(self, user_idx: Any, embeddings: np.ndarray) -> np.ndarray:
+        """``p_u . e`` of users for rows of ``embeddings`` (style or blend vectors)."""
+        return self.user_vectors(user_idx) @ np.asarray(embeddings, np.float32).T
+
     def style_affinity(self, user_idx: Any, style_codes: np.ndarray) -> np.ndarray:
         """``p_u . e(c_s)``, ``(n_users, n_styles)``, relative to the original image (0)."""
-        return self.user_vectors(user_idx) @ self.embed_codes(style_codes).T
+        return self.affinity(user_idx, self.embed_codes(style_codes))
 
     def top_by_embedding(self, embeddings: np.ndarray, k: int, user_idx: Any = None,
                          chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +262,7 @@ class StyleFactors:
         rows = np.empty((len(users), k), np.int64)
         vals = np.empty((len(users), k), np.float32)
         for start in range(0, len(users), chunk):
-            s = self.user_vectors(users[start: start + chunk]) @ emb.T
+            s = self.affinity(users[start: start + chunk], emb)
             r = top_k(s, k)
             rows[start: start + chunk] = r
             vals[start: start + chunk] = np.take_along_axis(s, r, axis=1)
@@ -304,11 +308,19 @@ class StyleFactors:
         out[cold] = self.popularity_scores[i[cold]]
         return out
 
-    def score_new_items(self, user_idx: Any, codes: np.ndarray) -> np.ndarray:
-        """``(len(user_idx), len(codes))`` scores of items outside the table, from their codes."""
-        emb = (self.embed_codes(codes) if self.has_codes
-               else np.zeros((len(codes), self.n_factors), np.float32))
-        return self.user_vectors(user_idx) @ emb.T + np.float32(self.prior)
+    def score_new_items(self, user_idx: Any, codes: np.ndarray, raw: bool = False
+                        ) -> np.ndarray:
+        """``(len(user_idx), len(codes))`` scores of items outside the table, from their codes.
+
+        ``p_u . e(c) + prior``; ``raw`` codes are whitened first (:meth:`whiten`).
+        Without codes in the factors every item scores the prior.
+        """
+        codes = np.atleast_2d(np.asarray(codes))
+        if not self.has_codes:
+            emb = np.zeros((len(codes), self.n_factors), np.float32)
+        else:
+            emb = self.embed_raw_codes(codes) if raw else self.embed_codes(codes)
+        return (self.affinity(user_idx, emb) + np.float32(self.prior)).astype(np.float32)
 
     def score_user_items(self, user_row: int, rows: np.ndarray,
                          style_vector: np.ndarray | None = None,

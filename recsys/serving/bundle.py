@@ -17,12 +17,15 @@ soon as it is written with them and registered in the store.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from recsys.factors import FORMAT_VERSION, StyleFactors
 
 MODEL = "model"  # model.npz + model.json (StylePreferenceModel.save)
 USER_MAP = "user_map.json"  # IdMap.save: row order of user_factors_
@@ -195,78 +198,22 @@ def write_codes(run_dir: str | Path, item_ids: Any, item_codes: Any,
     )
 
 
-MODEL_FORMAT_VERSION = 2
-"""``format_version`` of ``model.json`` that :func:`read_model` understands; equal to
-``recsys.model._FORMAT_VERSION`` (``tests/recsys/test_serving.py`` checks, so a change of the
-model's file layout cannot slip past the service)."""
+MODEL_FORMAT_VERSION = FORMAT_VERSION
+"""``format_version`` of ``model.json`` that the bundle writes (:data:`recsys.factors.FORMAT_VERSION`);
+:func:`read_model` also reads the older versions in :data:`recsys.factors.READABLE_VERSIONS`."""
 
 
-@dataclass(frozen=True)
-class ModelArrays:
-    """What serving needs of a saved ``StylePreferenceModel``, read without PyTorch.
+def read_model(run_dir: str | Path) -> StyleFactors:
+    """The factors of ``model.npz``/``model.json`` (:meth:`StyleFactors.load`; numpy, no pickle).
 
     Why not ``StylePreferenceModel.load``: importing ``recsys.model`` loads
     PyTorch, about 0.5 GB resident in every ranking process, for arrays that
-    numpy reads directly.  The fields are the model's, computed the same way:
-    ``item_factors`` is its ``item_factors_`` (``q_i + W c_i``), ``popularity``
-    its ``popularity_scores()``; ``tests/recsys/test_serving.py`` compares both readers
-    on a trained model.
+    numpy reads directly.  The whitening of the run is attached when the
+    bundle has one, so that raw image codes project as in training.
     """
-
-    n_users: int
-    n_items: int
-    user_factors: np.ndarray
-    item_factors: np.ndarray
-    item_bias: np.ndarray
-    popularity: np.ndarray
-    W: np.ndarray
-    code_mean: np.ndarray | None
-    code_scale: float | None
-    seen_indptr: np.ndarray | None
-    seen_indices: np.ndarray | None
-
-
-def read_model(run_dir: str | Path) -> ModelArrays:
-    """Read ``model.npz``/``model.json`` of a bundle into :class:`ModelArrays` (no pickle)."""
-    base = Path(run_dir) / MODEL
-    meta_path, npz_path = base.with_suffix(".json"), base.with_suffix(".npz")
-    for p in (meta_path, npz_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"model file not found: {p}")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise ValueError(
-            f"{meta_path}: model format_version {meta.get('format_version')!r}; the service "
-            f"reads {MODEL_FORMAT_VERSION}"
-        )
-    n_users, n_items = int(meta["n_users"]), int(meta["n_items"])
-    with np.load(npz_path, allow_pickle=False) as z:
-        user_factors = np.ascontiguousarray(z["user_factors"], np.float32)
-        items = np.asarray(z["free_item_factors"], np.float32)
-        W = np.asarray(z["W"], np.float32)
-        if "item_codes" in z and W.size:
-            items = items + np.asarray(z["item_codes"]) @ W
-        code_scale = float(z["code_scale"][0]) if "code_scale" in z else None
-        out = ModelArrays(
-            n_users=n_users,
-            n_items=n_items,
-            user_factors=user_factors,
-            item_factors=np.ascontiguousarray(items, np.float32),
-            item_bias=np.asarray(z["item_bias"], np.float32).ravel(),
-            popularity=np.log1p(np.asarray(z["item_popularity"])).astype(np.float32),
-            W=W,
-            code_mean=np.asarray(z["code_mean"]) if "code_mean" in z else None,
-            code_scale=code_scale,
-            seen_indptr=np.asarray(z["seen_indptr"], np.int64) if "seen_indptr" in z else None,
-            seen_indices=(np.asarray(z["seen_indices"], np.int32)
-                          if "seen_indices" in z else None),
-        )
-    if out.user_factors.shape[0] != n_users or out.item_factors.shape[0] != n_items:
-        raise ValueError(
-            f"{npz_path}: {out.user_factors.shape[0]} user and {out.item_factors.shape[0]} item "
-            f"vectors, but model.json says {n_users} and {n_items}"
-        )
-    return out
+    factors = StyleFactors.load(Path(run_dir) / MODEL)
+    wh = read_whitening(run_dir)
+    return factors if wh is None else factors.with_whitening(*wh)
 
 
 def write_model(
@@ -285,38 +232,33 @@ def write_model(
 ) -> None:
     """Write ``model.npz``/``model.json`` and both id maps from plain arrays.
 
-    Goes through ``StylePreferenceModel.save`` so the files are exactly what
-    the train stage writes.  ``item_factors`` are the full item vectors;
-    ``W`` (code dim x factors) with ``code_mean``/``code_scale`` lets the
-    service score catalogue items from their image codes.
+    The files are :meth:`StyleFactors.save`'s, the same the train stage writes
+    (without the trainer's history encoder: such a model serves but cannot fold
+    in).  ``item_factors`` are the full item vectors; ``W`` (code dim x factors)
+    with ``code_mean``/``code_scale`` lets the service score catalogue items
+    from their image codes.
     """
     import scipy.sparse as sp
 
-    from recsys.model import StylePreferenceModel
-
-    users = np.ascontiguousarray(user_factors, dtype=np.float32)
-    items = np.ascontiguousarray(item_factors, dtype=np.float32)
-    if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
-        raise ValueError(f"factor shapes differ: users {users.shape}, items {items.shape}")
     user_ids, item_ids = list(user_ids), list(item_ids)
-    if len(user_ids) != len(users) or len(item_ids) != len(items):
+    if len(user_ids) != len(user_factors) or len(item_ids) != len(item_factors):
         raise ValueError("id lists and factor rows differ in length")
-    model = StylePreferenceModel(factors=users.shape[1])
-    model.user_factors_ = users
-    model.free_item_factors_ = items
-    model.user_offsets_ = None  # no history encoder: the vectors are the whole model
-    model.history_item_factors_ = None
-    model.item_bias_ = np.asarray(item_bias, np.float32).ravel()
-    model.item_popularity_ = np.asarray(item_popularity, np.float32).ravel()
-    model.W_ = (np.zeros((0, users.shape[1]), np.float32) if W is None
-                else np.asarray(W, np.float32))
-    model.item_codes_ = None
-    model.code_mean_ = None if code_mean is None else np.asarray(code_mean, np.float64)
-    model.code_scale_ = None if code_scale is None else np.asarray(float(code_scale))
-    model.seen_ = None if seen is None else sp.csr_matrix(seen)
-    model.n_users_, model.n_items_ = len(users), len(items)
-    model.history_, model.best_epoch_, model.fit_seconds_ = [], 0, 0.0
+    csr = None if seen is None else sp.csr_matrix(seen)
+    factors = StyleFactors(
+        user_factors=user_factors, item_factors=item_factors, item_bias=item_bias,
+        item_popularity=item_popularity, W=W, code_mean=code_mean, code_scale=code_scale,
+        seen_indptr=None if csr is None else csr.indptr,
+        seen_indices=None if csr is None else csr.indices,
+    )
     root = Path(run_dir)
-    model.save(root / MODEL)
+    factors.save(root / MODEL)
     write_ids(root / USER_MAP, user_ids)
     write_ids(root / ITEM_MAP, item_ids)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ModelArrays":  # the reader's old result type; StyleFactors has its fields
+        warnings.warn("recsys.serving.bundle.ModelArrays is recsys.factors.StyleFactors now",
+                      DeprecationWarning, stacklevel=2)
+        return StyleFactors
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

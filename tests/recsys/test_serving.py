@@ -99,7 +99,7 @@ def test_model_reader_agrees_with_the_model_class(tmp_path: Path) -> None:
     np.testing.assert_allclose(got.item_factors, ref.item_factors_, rtol=1e-6, atol=1e-6)
     assert not np.allclose(got.item_factors, ref.free_item_factors_)  # codes do contribute
     np.testing.assert_array_equal(got.item_bias, ref.item_bias_)
-    np.testing.assert_allclose(got.popularity, ref.popularity_scores(), rtol=1e-6)
+    np.testing.assert_allclose(got.popularity_scores, ref.popularity_scores(), rtol=1e-6)
     np.testing.assert_array_equal(got.W, ref.W_)
     np.testing.assert_array_equal(got.code_mean, ref.code_mean_)
     assert got.code_scale == pytest.approx(float(ref.code_scale_))
