@@ -141,7 +141,6 @@ def main() -> None:
             return lab[0]
 
         got_nightly, ms_nightly = _timed(nightly, users)
-        del idx
 
         t0 = time.perf_counter()
         nlist = int(4 * np.sqrt(args.items))

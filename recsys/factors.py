@@ -86,6 +86,30 @@ def blend(embeddings: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     return out
 
 
+def top_k_row(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` largest of one score row, best first, ties by position.
+
+    Exact, and much cheaper than ``argpartition`` over a whole catalogue: the
+    ``k``-th largest of every 32nd score is a lower bound of the ``k``-th largest
+    overall, so every member of the top ``k`` is among the (few) scores at or
+    above it; only those are sorted.  The same order as :func:`recsys.evaluation.top_k`.
+    """
+    n = len(scores)
+    k = min(int(k), n)
+    if k <= 0:
+        return np.empty(0, np.int64)
+    cand = None
+    if n >= 64 * k:
+        sub = scores[::32]
+        bound = np.partition(sub, len(sub) - k)[len(sub) - k]
+        if np.isfinite(bound):
+            cand = np.flatnonzero(scores >= bound)
+    if cand is None:
+        cand = np.arange(n)
+    order = np.lexsort((cand, -scores[cand]))[:k]
+    return cand[order].astype(np.int64)
+
+
 def _f32(x: Any, ndim: int, name: str) -> np.ndarray:
     arr = np.ascontiguousarray(x, dtype=np.float32)
     if arr.ndim != ndim:
@@ -363,7 +387,7 @@ class StyleFactors:
                 scores += np.asarray(styled, np.float32) * np.float32(style_vector @ pu)
         if exclude is not None and len(exclude):
             scores[np.asarray(exclude, np.int64)] = -np.inf
-        top = top_k(scores[None, :], k)[0]
+        top = top_k_row(scores, k)
         top = top[np.isfinite(scores[top])]
         return top, scores[top]
 
@@ -494,4 +518,5 @@ class StyleFactors:
         return cls.read(path)[0]
 
 
-__all__ = ["FORMAT_VERSION", "READABLE_VERSIONS", "StyleFactors", "blend", "standardise_codes"]
+__all__ = ["FORMAT_VERSION", "READABLE_VERSIONS", "StyleFactors", "blend", "standardise_codes",
+           "top_k_row"]
