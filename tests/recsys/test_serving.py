@@ -115,8 +115,21 @@ def test_serving_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, recsys.serving, recsys.serving.service, data.store; "
+    code = ("import sys, recsys.serving, recsys.serving.service, recsys.serving.bundle, "
+            "recsys.factors, recsys.fit_inputs, recsys.holdout, data.store; "
             "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"
+
+
+def test_serving_ranks_without_faiss() -> None:
+    """Serving ranks with the factors core; FAISS (and its OpenMP runtime) stays out of it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, recsys.serving, recsys.serving.service; "
+            "print('faiss' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"
