@@ -101,8 +101,8 @@ def make_run(
                   code_mean=cmean, code_scale=cscale)
     style_ids = [f"s{n:03d}" for n in range(n_styles)]
     style_raw = rng.standard_normal((n_styles, code_dim)).astype(np.float32)
-    std = ((style_raw - wmean) @ wmat - cmean) / cscale * np.sqrt(code_dim)
-    B.write_style_embeddings(run_dir, style_ids, (std @ W).astype(np.float32) * 20)
+    embed = B.read_model(run_dir).with_whitening(wmean, wmat).embed_raw_codes
+    B.write_style_embeddings(run_dir, style_ids, embed(style_raw) * 20)
     B.write_whitening(run_dir, wmean, wmat)
     n_coded = n_cold if cold_with_code is None else min(cold_with_code, n_cold)
     item_raw = rng.standard_normal((n_items + n_coded, code_dim)).astype(np.float32)
