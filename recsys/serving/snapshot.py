@@ -109,8 +109,9 @@ class RunSnapshot:
             has[row, seg] = True
             shown[row, seg] = uri
         self.has_render = _ro(has)
-        # Per segment, contiguous: the style term's mask over the item table.
-        self.rendered = [_ro(np.ascontiguousarray(has[:n_items, s])) for s in range(n_seg)]
+        # Per segment, contiguous float32 (1 = shown rendered): the style term's weight per
+        # item, multiplied in without a conversion on every call.
+        self.rendered = [_ro(has[:n_items, s].astype(np.float32)) for s in range(n_seg)]
         self.shown_uri = _ro(shown)
         self.n_renders = len(render_uri)
 
