@@ -53,6 +53,12 @@ READABLE_VERSIONS = (2, 3)
 """Versions :meth:`StyleFactors.load` reads (2: before the full item vectors were stored)."""
 
 
+_FACTOR_KEYS = ("user_factors", "item_factors", "item_bias", "W", "item_popularity",
+                "code_mean", "code_scale", "seen_indptr", "seen_indices",
+                "free_item_factors", "item_codes")  # the last two: version-2 files
+"""Arrays of a model file that the factors are made of."""
+
+
 def standardise_codes(codes: np.ndarray, mean: np.ndarray, scale: float) -> np.ndarray:
     """``((c - mean) / scale) * sqrt(d)``: unit mean square per dimension, directions kept.
 
@@ -488,8 +494,14 @@ class StyleFactors:
         base.with_suffix(".json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
     @classmethod
-    def read(cls, path: str | Path) -> tuple[StyleFactors, dict[str, np.ndarray], dict[str, Any]]:
-        """``(factors, every array of the npz, the json)`` of a saved model (no pickle)."""
+    def read(cls, path: str | Path, all_arrays: bool = True
+             ) -> tuple[StyleFactors, dict[str, np.ndarray], dict[str, Any]]:
+        """``(factors, arrays of the npz, the json)`` of a saved model (no pickle).
+
+        ``all_arrays=False`` reads only the factors' arrays: a ranking process
+        does not load the trainer's history encoder and user offsets (another
+        user table's worth of memory at a million users).
+        """
         base = Path(path).with_suffix("")
         meta_path, npz_path = base.with_suffix(".json"), base.with_suffix(".npz")
         for p in (meta_path, npz_path):
@@ -501,8 +513,11 @@ class StyleFactors:
                 f"{meta_path}: unsupported format_version {meta.get('format_version')!r} "
                 f"(this code reads {list(READABLE_VERSIONS)}; retrain to upgrade)"
             )
+        wanted = None if all_arrays else set(_FACTOR_KEYS)
         with np.load(npz_path, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
+            if wanted is not None and "item_factors" in z.files:
+                wanted -= {"free_item_factors", "item_codes"}
+            arrays = {name: z[name] for name in z.files if wanted is None or name in wanted}
         factors = cls.from_arrays(arrays)
         n_users, n_items = int(meta["n_users"]), int(meta["n_items"])
         if factors.n_users != n_users or factors.n_items != n_items:
@@ -515,7 +530,7 @@ class StyleFactors:
     @classmethod
     def load(cls, path: str | Path) -> StyleFactors:
         """Read the factors written by :meth:`save` (or by a version-2 model save)."""
-        return cls.read(path)[0]
+        return cls.read(path, all_arrays=False)[0]
 
 
 __all__ = ["FORMAT_VERSION", "READABLE_VERSIONS", "StyleFactors", "blend", "standardise_codes",
