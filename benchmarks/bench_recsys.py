@@ -1,6 +1,6 @@
 """Quality and fit time of the style-preference model side by side with its peers.
 
-Three logs, one harness (``recsys.baselines.run_holdout``: same split, same
+Three logs, one harness (``recsys.holdout.run_holdout``: same split, same
 exclusion of seen items, same metrics for every model), ratios printed:
 
 * ``../shared/data/movielens/ratings.csv``, ``last:10`` (issue 4's acceptance
@@ -38,14 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_recsys_logs import generate_log  # noqa: E402
 
-from recsys.baselines import (  # noqa: E402
-    ContentRecommender,
-    PopularityRecommender,
-    align_item_codes,
-    run_holdout,
-    style_event_array,
-)
+from recsys.baselines import ContentRecommender, PopularityRecommender  # noqa: E402
 from recsys.evaluation import column_spearman, evaluate_scores, truth_recall_at_k  # noqa: E402
+from recsys.fit_inputs import align_item_codes, style_event_array  # noqa: E402
+from recsys.holdout import run_holdout  # noqa: E402
 from recsys.interactions import IdMap, build_interactions, split_events  # noqa: E402
 from recsys.model import StylePreferenceModel  # noqa: E402
 

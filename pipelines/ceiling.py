@@ -50,14 +50,15 @@ def planted_ceiling(
     expectation).  These are expectations, not bounds: on a few thousand held-out
     clicks a model can land above them by chance, hence the interval.  The split, the exclusion of seen items and the
     popularity fallback for users unknown to train are those of
-    :func:`recsys.baselines.run_holdout`, so the numbers sit beside its table.
+    :func:`recsys.holdout.run_holdout`, so the numbers sit beside its table.
     None when the log holds users or items the world does not know (then it is not
     the world's log, or not only).
     """
     from demo import World
     from demo.shoppers import sigmoid
-    from recsys.baselines import PopularityRecommender, holdout_relevant
+    from recsys.baselines import PopularityRecommender
     from recsys.evaluation import evaluate_scores
+    from recsys.holdout import holdout_relevant
     from recsys.interactions import build_interactions, split_events
 
     if not isinstance(world, World):

@@ -1,10 +1,5 @@
-"""Baselines the style-preference model must beat, and the one harness that compares them.
-
-Why a harness here and not in each caller: ``stylerec evaluate``, the nightly
-train stage, the benchmark and the notebook must compare models on *exactly*
-the same split, the same interactions, the same exclusion of already-seen
-items and the same metric definitions, or their figures stop being
-comparable.  :func:`run_holdout` is that single path.
+"""Baselines the style-preference model must beat (the harness that compares them is
+:func:`recsys.holdout.run_holdout`).
 
 The baselines share one small interface (scikit-learn shape)::
 
@@ -41,20 +36,14 @@ Cold start (one rule for every model, so no model is flattered):
 from __future__ import annotations
 
 import logging
-import math
 import os
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 import scipy.linalg.lapack
 import scipy.sparse as sp
-
-from recsys.evaluation import EvaluationResult, evaluate_scores
-from recsys.interactions import IdMap, build_interactions, event_weight_series, split_events
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +93,7 @@ class Recommender(Protocol):
     def user_scores(self, users: np.ndarray) -> np.ndarray: ...
 
 
-class _Baseline:
+class _Baseline(BaseEstimator):
     """Shared plumbing: popularity prior for users the model has never seen."""
 
     n_users_: int
@@ -112,8 +101,7 @@ class _Baseline:
     popularity_: np.ndarray
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "popularity_"):
-            raise ValueError(f"{type(self).__name__} is not fitted yet; call fit() first")
+        check_is_fitted(self, "popularity_")
 
     def _remember(self, X: sp.csr_matrix) -> None:
         self.n_users_, self.n_items_ = X.shape
@@ -363,28 +351,6 @@ class ContentRecommender(_Baseline):
         return profiles @ z.T.astype(np.float32)
 
 
-class _StyleModelAdapter:
-    """The style-preference model behind the harness's ``fit(X)`` / ``user_scores`` interface."""
-
-    def __init__(
-        self, fit_kwargs: dict[str, Any], seed: int, params: Mapping[str, Any] | None = None
-    ) -> None:
-        self.fit_kwargs = fit_kwargs
-        self.seed = seed
-        self.params = dict(params or {})
-
-    def fit(self, matrix: sp.csr_matrix) -> _StyleModelAdapter:
-        from recsys.model import StylePreferenceModel
-
-        params = {"seed": self.seed, "show_progress": False, **self.params}
-        self.model_ = StylePreferenceModel(**params)
-        self.model_.fit(matrix, **self.fit_kwargs)
-        return self
-
-    def user_scores(self, users: np.ndarray) -> np.ndarray:
-        return self.model_.user_scores(users)
-
-
 def make_baseline(name: str, *, item_codes: np.ndarray | None = None, seed: int = 0) -> Any:
     """A baseline by harness name (``popularity``, ``als``, ``bpr``, ``ease``, ``content``)."""
     if name == "popularity":
@@ -400,276 +366,26 @@ def make_baseline(name: str, *, item_codes: np.ndarray | None = None, seed: int 
     raise ValueError(f"unknown baseline {name!r}; known: popularity, als, bpr, ease, content")
 
 
-# ---------------------------------------------------------------------------
-# The harness
-# ---------------------------------------------------------------------------
-@dataclass
-class HoldoutResult:
-    """Figures of every model on one holdout.
-
-    ``models[name]`` holds ``ndcg@k``, ``recall@k``, ``map@k``, ``hitrate@k``,
-    ``coverage`` (share of the catalogue in anyone's top k), ``fit_seconds``,
-    ``score_seconds``, bootstrap 95 % bounds ``ndcg@k_low``/``ndcg@k_high`` and
-    ``recall@k_low``/``recall@k_high``, and ``style_diversity@k`` when item codes
-    were given.  A model that could not be fitted (EASE on a huge catalogue) is
-    absent from ``models`` and listed in ``skipped`` with the reason.
-    """
-
-    holdout: str
-    k: int
-    n_test_users: int
-    models: dict[str, dict[str, float]]
-    n_users: int = 0
-    n_items: int = 0
-    n_train_events: int = 0
-    n_test_events: int = 0
-    n_cold_users: int = 0
-    n_unknown_test_items: int = 0
-    skipped: dict[str, str] = field(default_factory=dict)
-    evaluations: dict[str, EvaluationResult] = field(default_factory=dict, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (NaN becomes None); per-user tables are left out."""
-
-        def clean(v: float) -> float | None:
-            v = float(v)
-            return v if math.isfinite(v) else None
-
-        return {
-            "holdout": self.holdout,
-            "k": self.k,
-            "n_test_users": int(self.n_test_users),
-            "n_users": int(self.n_users),
-            "n_items": int(self.n_items),
-            "n_train_events": int(self.n_train_events),
-            "n_test_events": int(self.n_test_events),
-            "n_cold_users": int(self.n_cold_users),
-            "n_unknown_test_items": int(self.n_unknown_test_items),
-            "models": {
-                name: {key: clean(val) for key, val in figures.items()}
-                for name, figures in self.models.items()
-            },
-            "skipped": dict(self.skipped),
-        }
-
-    def table(self) -> pd.DataFrame:
-        """One row per model, one column per figure (what the CLI prints)."""
-        frame = pd.DataFrame.from_dict(self.models, orient="index")
-        frame.index.name = "model"
-        return frame
+_MOVED = {
+    "HoldoutResult": "recsys.holdout",
+    "holdout_relevant": "recsys.holdout",
+    "run_holdout": "recsys.holdout",
+    "align_item_codes": "recsys.fit_inputs",
+    "style_event_array": "recsys.fit_inputs",
+}
 
 
-def align_item_codes(
-    codes: Mapping[str, np.ndarray] | None, item_map: IdMap
-) -> np.ndarray | None:
-    """Codes in item-map order; items without a code get the mean code (neutral)."""
-    if not codes:
-        return None
-    ids = [str(i) for i in codes]
-    arr = np.stack([np.asarray(codes[i], dtype=np.float32).ravel() for i in codes])
-    rows = item_map.indices(ids)
-    keep = rows >= 0
-    out = np.empty((len(item_map), arr.shape[1]), dtype=np.float32)
-    out[:] = arr.mean(axis=0)
-    out[rows[keep]] = arr[keep]
-    n_missing = len(item_map) - int(keep.sum())
-    if n_missing:
-        log.info("item codes: %d of %d items have no code (mean code used)", n_missing, len(item_map))
-    return out
+def __getattr__(name: str) -> Any:
+    """The harness moved to :mod:`recsys.holdout`, the input builders to :mod:`recsys.fit_inputs`."""
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
 
-
-def style_event_array(
-    events: pd.DataFrame,
-    style_map: IdMap,
-    user_map: IdMap,
-    item_map: IdMap,
-    event_weights: Mapping[str, float] | None = None,
-) -> np.ndarray:
-    """``(user_idx, item_idx, style_idx, weight)`` rows for the style model.
-
-    Every event of a log that records which image was shown becomes a row: a
-    missing ``style_id`` is the original photo (``style_idx = -1``), the anchor
-    the model measures style affinities against; views are the exposures
-    (weight <= 0), clicks and later steps the positives.  Events of styles, users
-    or items outside the maps are dropped.
-    """
-    has_style = events["style_id"].notna().to_numpy()
-    s = np.full(len(events), -1, dtype=np.int64)
-    s[has_style] = style_map.indices(events.loc[has_style, "style_id"].astype(str).to_numpy())
-    u = user_map.indices(events["user_id"].astype(str).to_numpy())
-    i = item_map.indices(events["item_id"].astype(str).to_numpy())
-    w = event_weight_series(events, event_weights)
-    keep = (u >= 0) & (i >= 0) & ((s >= 0) | ~has_style)
-    return np.stack([u[keep], i[keep], s[keep], w[keep]], axis=1).astype(np.float64)
-
-
-def _style_inputs(
-    train: pd.DataFrame,
-    style_codes: Mapping[str, np.ndarray] | np.ndarray | None,
-    user_map: IdMap,
-    item_map: IdMap,
-    event_weights: Mapping[str, float] | None,
-) -> dict[str, Any]:
-    """``style_codes``/``style_events`` for the style model from events shown in a style.
-
-    ``style_codes`` as a mapping style id -> code lets events' ``style_id`` be
-    resolved; a bare array is passed through without style events.
-    """
-    if style_codes is None:
-        return {}
-    if not isinstance(style_codes, Mapping):
-        return {"style_codes": np.asarray(style_codes, dtype=np.float32)}
-    style_map = IdMap(str(s) for s in style_codes)
-    arr = np.stack([np.asarray(style_codes[s], dtype=np.float32).ravel() for s in style_codes])
-    out: dict[str, Any] = {"style_codes": arr}
-    if "style_id" in train.columns and train["style_id"].notna().any():
-        out["style_events"] = style_event_array(
-            train, style_map, user_map, item_map, event_weights
-        )
-    return out
-
-
-def holdout_relevant(
-    test_ev: pd.DataFrame, inter: Any
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Test users, their train row (-1 = unknown) and their distinct held-out items.
-
-    Items are in the train index space (-1 = an item the train split never saw). One
-    definition for the holdout harness and the planted-truth ceiling, so that both
-    score exactly the same (user, item) pairs.
-    """
-    test_users, inverse = np.unique(test_ev["user_id"].astype(str).to_numpy(), return_inverse=True)
-    users = inter.user_map.indices(test_users)
-    pairs = pd.DataFrame({
-        "user": inverse,
-        "item_id": test_ev["item_id"].astype(str).to_numpy(),
-        "item": inter.item_map.indices(test_ev["item_id"].astype(str).to_numpy()),
-    }).drop_duplicates(["user", "item_id"]).sort_values("user", kind="stable")
-    cuts = np.searchsorted(pairs["user"].to_numpy(), np.arange(1, len(test_users)))
-    relevant = [np.asarray(r, dtype=np.int64) for r in np.split(pairs["item"].to_numpy(), cuts)]
-    return test_users, users, relevant
-
-
-def run_holdout(
-    events: pd.DataFrame,
-    holdout: str = "last:10",
-    *,
-    item_codes: Mapping[str, np.ndarray] | None = None,
-    style_codes: Mapping[str, np.ndarray] | np.ndarray | None = None,
-    models: Sequence[str] | None = None,
-    k: int = 10,
-    seed: int = 0,
-    n_bootstrap: int = 200,
-    event_weights: Mapping[str, float] | None = None,
-    model_params: Mapping[str, Any] | None = None,
-) -> HoldoutResult:
-    """Split ``events`` by ``holdout``, fit every model on train, score them on the held-out positives.
-
-    ``holdout``: ``last:N`` (each user's last N positive events) or
-    ``time:DATE`` (see :func:`recsys.interactions.parse_holdout`).
-    ``item_codes``: style code per item id; enables ``content``, style
-    diversity and the style-preference model's ``W``.  ``style_codes``: style
-    id -> code (events with a ``style_id`` become the model's style events).
-    ``models``: names from :data:`MODEL_NAMES`; default all of them
-    (``content`` only when codes are given; ``ease`` is skipped, with the
-    reason recorded, when the catalogue exceeds its limit).  Items a user
-    interacted with in train are excluded from that user's ranking.  Every
-    model is scored on the same users; see the module doc for cold start.
-    ``model_params``: constructor arguments of the style-preference model
-    (e.g. the nightly config's ``factors``); the baselines keep their defaults.
-    """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    names = list(models) if models is not None else [
-        m for m in MODEL_NAMES if m != "content" or item_codes
-    ]
-    unknown = [m for m in names if m not in MODEL_NAMES]
-    if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; known: {list(MODEL_NAMES)}")
-    if "content" in names and not item_codes:
-        raise ValueError("model 'content' needs item codes (item_codes=...)")
-
-    train_ev, test_ev = split_events(events, holdout, event_weights)
-    if train_ev.empty or test_ev.empty:
-        raise ValueError(
-            f"holdout {holdout!r} leaves {len(train_ev)} train / {len(test_ev)} test events; "
-            "need both (for last:N, users need more than N positive events)"
-        )
-    inter = build_interactions(train_ev, weights=event_weights)
-    X = inter.positives()
-    codes = align_item_codes(item_codes, inter.item_map)
-
-    test_users, users, relevant = holdout_relevant(test_ev, inter)
-    n_unknown_items = int(sum(int((r < 0).sum()) for r in relevant))
-    cold = users < 0
-    popularity = PopularityRecommender().fit(X).popularity_
-
-    fit_inputs: dict[str, Any] = {}
-    if codes is not None:
-        fit_inputs["item_codes"] = codes
-    fit_inputs.update(_style_inputs(train_ev, style_codes, inter.user_map, inter.item_map,
-                                    event_weights))
-
-    result = HoldoutResult(
-        holdout=holdout,
-        k=k,
-        n_test_users=len(test_users),
-        models={},
-        n_users=X.shape[0],
-        n_items=X.shape[1],
-        n_train_events=len(train_ev),
-        n_test_events=len(test_ev),
-        n_cold_users=int(cold.sum()),
-        n_unknown_test_items=n_unknown_items,
-    )
-    for name in names:
-        if name == "stylerec":
-            model: Any = _StyleModelAdapter(fit_inputs, seed, model_params)
-            fit_on: Any = inter.matrix  # the model weighs impressions itself
-        else:
-            model = make_baseline(name, item_codes=codes, seed=seed)
-            fit_on = X
-        if name == "ease" and X.shape[1] > EASE_MAX_ITEMS and models is None:
-            result.skipped[name] = f"{X.shape[1]} items > {EASE_MAX_ITEMS}"
-            log.warning("holdout: skipping ease (%s)", result.skipped[name])
-            continue
-        t0 = time.perf_counter()
-        model.fit(fit_on)
-        fit_seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ev = evaluate_scores(
-            model.user_scores,
-            X,
-            relevant,
-            users,
-            k=k,
-            fallback_scores=popularity,
-            item_codes=codes,
-            n_boot=n_bootstrap,
-            seed=seed,
-        )
-        score_seconds = time.perf_counter() - t0
-        result.evaluations[name] = ev
-        agg, ci = ev.aggregate, ev.confidence
-        figures = {
-            f"ndcg@{k}": agg[f"ndcg@{k}"],
-            f"recall@{k}": agg[f"recall@{k}"],
-            f"map@{k}": agg[f"map@{k}"],
-            f"hitrate@{k}": agg[f"hit_rate@{k}"],
-            "coverage": agg[f"coverage@{k}"],
-            "fit_seconds": fit_seconds,
-            "score_seconds": score_seconds,
-            f"ndcg@{k}_low": ci[f"ndcg@{k}"][0],
-            f"ndcg@{k}_high": ci[f"ndcg@{k}"][1],
-            f"recall@{k}_low": ci[f"recall@{k}"][0],
-            f"recall@{k}_high": ci[f"recall@{k}"][1],
-        }
-        if f"style_diversity@{k}" in agg:
-            figures[f"style_diversity@{k}"] = agg[f"style_diversity@{k}"]
-        result.models[name] = {key: float(v) for key, v in figures.items()}
-        log.info("holdout %s: %s ndcg@%d=%.4f fit %.1fs", holdout, name, k,
-                 figures[f"ndcg@{k}"], fit_seconds)
-    return result
+    warnings.warn(f"recsys.baselines.{name} moved to {module}.{name}", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(importlib.import_module(module), name)
 
 
 __all__ = [
@@ -678,13 +394,9 @@ __all__ = [
     "ContentRecommender",
     "EASERecommender",
     "EASE_MAX_ITEMS",
-    "HoldoutResult",
-    "align_item_codes",
     "MODEL_NAMES",
     "PopularityRecommender",
     "Recommender",
     "default_threads",
     "make_baseline",
-    "run_holdout",
-    "style_event_array",
 ]

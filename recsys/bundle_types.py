@@ -51,23 +51,3 @@ class StyleTable:
 
     style_ids: list[str]
     embeddings: np.ndarray
-
-
-@dataclass(frozen=True)
-class ModelArrays:
-    """What serving needs of a saved ``StylePreferenceModel``, read without PyTorch (which
-    costs ~0.5 GB resident per ranking process).  ``item_factors`` is the model's
-    ``item_factors_`` (``q_i + W c_i``), ``popularity`` its ``popularity_scores()``; a test
-    compares both readers on a trained model."""
-
-    n_users: int
-    n_items: int
-    user_factors: np.ndarray
-    item_factors: np.ndarray
-    item_bias: np.ndarray
-    popularity: np.ndarray
-    W: np.ndarray
-    code_mean: np.ndarray | None
-    code_scale: float | None
-    seen_indptr: np.ndarray | None
-    seen_indices: np.ndarray | None

@@ -51,10 +51,10 @@ from recsys.bundle_types import (
     BundleError,
     BundleVersionError,
     Codes,
-    ModelArrays,
     StyleTable,
     Whitening,
 )
+from recsys.factors import FORMAT_VERSION, READABLE_VERSIONS, StyleFactors
 
 if TYPE_CHECKING:  # the model pulls in PyTorch, the indices FAISS: loaded on demand
     from recsys.index import ItemIndex, StyleIndex
@@ -96,10 +96,10 @@ REQUIRED_FILES: tuple[str, ...] = (
 """Files the service cannot answer without (without ``codes.npz`` cold catalogue items
 get the prior; without ``segmentation/`` the largest segment is the default)."""
 
-MODEL_FORMAT_VERSION = 2
-"""``format_version`` of ``model.json`` that :meth:`RunBundle.read_model_arrays` reads; equal to
-``recsys.model._FORMAT_VERSION`` (a test checks, so a change of the model's file layout cannot
-slip past the service)."""
+MODEL_FORMAT_VERSION = FORMAT_VERSION
+"""``format_version`` of ``model.json`` that the bundle writes (:data:`recsys.factors.FORMAT_VERSION`);
+:meth:`RunBundle.read_factors` also reads the older versions in
+:data:`recsys.factors.READABLE_VERSIONS` and refuses others with :class:`BundleVersionError`."""
 
 
 @contextmanager
@@ -311,52 +311,49 @@ class RunBundle:
         self.write_ids("item", item_ids)
         self._wrote(MODEL + ".npz", MODEL + ".json")
 
+    def write_factors(self, factors: StyleFactors, user_ids: Sequence[Any],
+                      item_ids: Sequence[Any]) -> None:
+        """Write bare factors (no trainer state: they serve but cannot fold in histories)
+        and both id maps; the files are the ones :meth:`write_model` writes."""
+        if len(user_ids) != factors.n_users or len(item_ids) != factors.n_items:
+            raise ValueError("id lists and factor rows differ in length")
+        factors.save(self.path(MODEL))
+        self.write_ids("user", user_ids)
+        self.write_ids("item", item_ids)
+        self._wrote(MODEL + ".npz", MODEL + ".json")
+
     def load_model(self) -> StylePreferenceModel:
-        """The full model (imports PyTorch; serving reads :meth:`read_model_arrays` instead)."""
+        """The full model (imports PyTorch; serving reads :meth:`read_factors` instead)."""
         from recsys.model import StylePreferenceModel
 
         self._need(MODEL + ".npz", MODEL + ".json")
         return StylePreferenceModel.load(self.path(MODEL))
 
-    def read_model_arrays(self) -> ModelArrays:
-        """``model.npz``/``model.json`` into :class:`ModelArrays` with numpy only."""
+    def read_factors(self) -> StyleFactors:
+        """The run's :class:`~recsys.factors.StyleFactors` (numpy only, no pickle), with the
+        run's whitening attached so that raw image codes project as in training."""
         self._need(MODEL + ".json", MODEL + ".npz")
-        meta_path = self.path(MODEL + ".json")
         meta = self._json(MODEL + ".json")
-        if not isinstance(meta, dict) or meta.get("format_version") != MODEL_FORMAT_VERSION:
-            got = meta.get("format_version") if isinstance(meta, dict) else None
+        got = meta.get("format_version") if isinstance(meta, dict) else None
+        if got not in READABLE_VERSIONS:
             raise BundleVersionError(
-                f"{meta_path}: model format_version {got!r}; the service reads "
-                f"{MODEL_FORMAT_VERSION}"
+                f"{self.path(MODEL + '.json')}: model format_version {got!r}; this code reads "
+                f"{list(READABLE_VERSIONS)}"
             )
-        n_users, n_items = int(meta["n_users"]), int(meta["n_items"])
-        z = self._npz(MODEL + ".npz", ("user_factors", "free_item_factors", "W", "item_bias",
-                                       "item_popularity"))
-        items = np.asarray(z["free_item_factors"], np.float32)
-        W = np.asarray(z["W"], np.float32)
-        if "item_codes" in z and W.size:
-            items = items + np.asarray(z["item_codes"]) @ W
-        out = ModelArrays(
-            n_users=n_users,
-            n_items=n_items,
-            user_factors=np.ascontiguousarray(z["user_factors"], np.float32),
-            item_factors=np.ascontiguousarray(items, np.float32),
-            item_bias=np.asarray(z["item_bias"], np.float32).ravel(),
-            popularity=np.log1p(np.asarray(z["item_popularity"])).astype(np.float32),
-            W=W,
-            code_mean=np.asarray(z["code_mean"]) if "code_mean" in z else None,
-            code_scale=float(z["code_scale"][0]) if "code_scale" in z else None,
-            seen_indptr=np.asarray(z["seen_indptr"], np.int64) if "seen_indptr" in z else None,
-            seen_indices=(np.asarray(z["seen_indices"], np.int32)
-                          if "seen_indices" in z else None),
-        )
-        if out.user_factors.shape[0] != n_users or out.item_factors.shape[0] != n_items:
-            raise BundleError(
-                f"{self.path(MODEL + '.npz')}: {out.user_factors.shape[0]} user and "
-                f"{out.item_factors.shape[0]} item vectors, but model.json says {n_users} "
-                f"and {n_items}"
-            )
-        return out
+        try:
+            factors = StyleFactors.load(self.path(MODEL))
+        except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise BundleError(f"{self.path(MODEL + '.npz')}: {exc}") from exc
+        wh = self.read_whitening()
+        return factors if wh is None else factors.with_whitening(wh.mean, wh.matrix)
+
+    def read_model_arrays(self) -> StyleFactors:
+        """Deprecated name of :meth:`read_factors` (its result has the old fields)."""
+        import warnings
+
+        warnings.warn("RunBundle.read_model_arrays is deprecated; use read_factors",
+                      DeprecationWarning, stacklevel=2)
+        return self.read_factors()
 
     def write_ids(self, which: Literal["user", "item"], ids: Sequence[Any]) -> None:
         """Write ``user_map.json``/``item_map.json`` (``IdMap.save``'s format)."""
@@ -584,6 +581,16 @@ def _map_name(which: str) -> str:
 
 
 __all__ = [
-    "BUNDLE_FORMAT_VERSION", "BundleError", "BundleVersionError", "Codes", "ModelArrays",
+    "BUNDLE_FORMAT_VERSION", "BundleError", "BundleVersionError", "Codes",
     "RunBundle", "StyleTable", "Whitening",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ModelArrays":  # the old numpy reader's result; StyleFactors has its fields
+        import warnings
+
+        warnings.warn("recsys.run_bundle.ModelArrays is recsys.factors.StyleFactors now",
+                      DeprecationWarning, stacklevel=2)
+        return StyleFactors
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

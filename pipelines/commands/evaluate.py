@@ -1,7 +1,7 @@
 """``stylerec evaluate``: the style-preference model against the baselines on a temporal holdout.
 
 This is the offline check anyone can run on a log before trusting the model
-with traffic: it fits every model on the same split (:func:`recsys.baselines.run_holdout`)
+with traffic: it fits every model on the same split (:func:`recsys.holdout.run_holdout`)
 and prints one row per model.  With ``--json`` stdout holds only one JSON object
 ``{model: {metric: value}}`` (the table and the counts go to stderr), so it can be
 piped into ``jq`` or ``python -m json.tool``.  numpy, pandas and the models are
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-#: The models ``recsys.baselines.run_holdout`` knows (a test keeps the two equal);
+#: The models ``recsys.holdout.run_holdout`` knows (a test keeps the two equal);
 #: spelled out here so that parsing the options does not import the models.
 MODEL_NAMES: tuple[str, ...] = ("stylerec", "als", "bpr", "ease", "popularity", "content")
 
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     """Load, run the holdout, print the table (to stderr with ``--json``) and the JSON."""
     import pandas as pd
 
-    from recsys.baselines import run_holdout
+    from recsys.holdout import run_holdout
 
     if args.k < 1:
         raise ValueError(f"--k must be >= 1, got {args.k}")

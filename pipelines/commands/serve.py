@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
              '"holdout"}]; requests name them with "experiment"',
     )
     p.add_argument("--search-threads", type=int, default=1,
-                   help="FAISS threads per query (default 1: requests run in parallel)")
+                   help="BLAS threads per query (default 1: requests run in parallel)")
     p.set_defaults(func=run)
 
 

@@ -45,11 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, build interactions on the (warm-start) id maps, fit, save."""
-    import numpy as np
-
     from pipelines.commands.evaluate import load_item_codes, load_log, load_style_codes
-    from recsys.baselines import align_item_codes, style_event_array
-    from recsys.interactions import IdMap, build_interactions
+    from recsys.fit_inputs import FitInputs
     from recsys.model import StylePreferenceModel
     from recsys.run_bundle import MODEL, MODEL_FILES, RunBundle
 
@@ -62,21 +59,17 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--warm-start {prev.root}: missing {name}")
         user_map, item_map = prev.read_id_map("user"), prev.read_id_map("item")
         init = prev.path(MODEL)
-    inter = build_interactions(
-        events, user_map=user_map, item_map=item_map, half_life_days=args.half_life_days
-    )
     params: dict[str, object] = {"seed": args.seed}
     if args.factors:
         params["factors"] = args.factors
     if args.epochs:
         params["epochs"] = args.epochs
-    fit_inputs: dict[str, object] = {"item_codes": align_item_codes(codes, inter.item_map)}
-    styles = load_style_codes(args.item_codes)
-    if styles and "style_id" in events.columns and events["style_id"].notna().any():
-        fit_inputs["style_codes"] = np.stack([styles[s] for s in styles])
-        fit_inputs["style_events"] = style_event_array(
-            events, IdMap(styles), inter.user_map, inter.item_map
-        )
+    inputs = FitInputs.from_events(
+        events, user_map=user_map, item_map=item_map, half_life_days=args.half_life_days,
+        item_codes=codes, style_codes=load_style_codes(args.item_codes) or None,
+    )
+    inter = inputs.interactions
+    fit_inputs = inputs.fit_kwargs()
     model = StylePreferenceModel(**params).fit(inter, init_from=init, **fit_inputs)
     out = Path(args.out)
     RunBundle.create(out).write_model(model, inter.user_map.ids, inter.item_map.ids)

@@ -3,11 +3,12 @@
 Why nightly: a model that silently falls behind plain ALS or popularity (a
 change in traffic, a broken event source) should show in the report before
 anyone looks at an A/B dashboard.  The comparison itself lives in
-:func:`recsys.baselines.run_holdout` (the same harness as ``stylerec
+:func:`recsys.holdout.run_holdout` (the same harness as ``stylerec
 evaluate``); this module only feeds it the night's events and image codes and
 turns its result into the JSON-safe record kept with the run.  The model is
 fitted exactly as the production fit of the train stage is (parameters, whitened
-codes, style events), so the table judges the model that will be served.
+codes, style events, time decay: one builder, ``FitInputs.from_events``), so the
+table judges the model that will be served.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 
 from pipelines.context import RunContext
 from pipelines.stages.common import model_params, whitened_codes
-from recsys.baselines import run_holdout
+from recsys.holdout import run_holdout
 from recsys.run_bundle import CODES
 
 
@@ -67,6 +68,7 @@ def evaluate_holdout(ctx: RunContext, events: pd.DataFrame) -> dict[str, Any]:
         k=10,
         seed=int(ctx.config.model.seed),
         model_params=model_params(ctx),
+        half_life_days=ctx.config.model.half_life_days,
     )
     models: dict[str, dict[str, Any]] = {}
     for name, figures in result.to_dict()["models"].items():

@@ -1,9 +1,16 @@
-"""Stage 4, index: FAISS indices over item vectors and style embeddings; top styles per user.
+"""Stage 4, index: style embeddings and every user's top styles.
 
-``style_embeddings.npz`` is what segmentation, the report and serving read;
-``top_styles.parquet`` what analysts read (each user's preferred library
-styles).  The two FAISS indices are written for offline use: the serving
-snapshot builds its own exact index over ``[v_i, b_i]`` at load.
+``style_embeddings.npz`` is what segmentation and serving read;
+``top_styles.parquet`` what analysts and the report read (each user's preferred
+library styles).  Both come from the factors core (:class:`recsys.factors.StyleFactors`).
+
+This stage used to write FAISS indices (``item_index/``, ``style_index/``) that
+no production code read.  Measured at 1M users x 100k items
+(``benchmarks/bench_recommend_faiss.py``, ``docs/benchmarks.md``): the nightly's
+item index ranks without the item bias (recall@10 of the model's answer ~0.25)
+and costs ~24 ms a call with seen-item exclusion, so serving could not use it
+as written; the service ranks exactly with the core instead.  The stage no longer
+writes them; runs that have them stay readable (``RunBundle.read_item_index``).
 """
 
 from __future__ import annotations
@@ -15,39 +22,29 @@ import pandas as pd
 
 from pipelines.context import RunContext
 from pipelines.stages.common import whitened_codes
-from recsys.index import ItemIndex, StyleIndex
 from recsys.run_bundle import TOP_STYLES
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
-    """Build and save both indices; write every user's top styles."""
+    """Write the style embeddings and every user's top styles (exact, in user chunks)."""
     bundle = ctx.bundle
-    model = bundle.load_model()
+    factors = bundle.read_factors()
     user_ids = bundle.read_ids("user")
     item_ids = bundle.read_ids("item")
     codes, _, style_w = whitened_codes(bundle)
-    style_ids = codes.style_ids
-    users = np.asarray(model.user_factors_, dtype=np.float32)
-    default = users.mean(axis=0)
+    style_ids = [str(s) for s in codes.style_ids]
 
-    style_emb = np.asarray(model.style_embeddings(style_w), dtype=np.float32)
+    style_emb = np.asarray(factors.embed_codes(style_w), dtype=np.float32)
     bundle.write_style_embeddings(style_ids, style_emb)
-    style_index = StyleIndex().fit(style_emb, style_ids, users, user_ids, default_vector=default)
-    bundle.write_style_index(style_index)
     k = min(ctx.config.segments.top_styles, len(style_ids))
-    top_ids, top_scores = style_index.top_styles(user_ids, k)
+    top_rows, top_scores = factors.top_by_embedding(style_emb, k)
+    top_ids = np.asarray(style_ids, dtype=object)[top_rows]
     bundle.write_table(TOP_STYLES, pd.DataFrame({
         "user_id": np.repeat(user_ids, k),
         "rank": np.tile(np.arange(1, k + 1), len(user_ids)),
         "style_id": top_ids.ravel().astype(str),
         "score": top_scores.ravel(),
     }))
-
-    item_index = ItemIndex().fit(
-        np.asarray(model.item_factors_, dtype=np.float32), item_ids,
-        popularity=model.popularity_scores(),
-    )
-    bundle.write_item_index(item_index)
     counts = pd.Series(top_ids[:, 0].astype(str)).value_counts()
     return {
         "users": len(user_ids),

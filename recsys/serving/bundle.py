@@ -2,9 +2,10 @@
 
 The readers and writers below delegate to :class:`recsys.run_bundle.RunBundle` and
 warn (``DeprecationWarning``); they go in the next release.  The file-name
-constants and :class:`ModelArrays` are re-exported unchanged.
-:func:`write_model` (a servable model from plain arrays, for synthetic runs and
-benchmarks) stays here until the numpy factors core replaces it.
+constants are re-exported unchanged; ``ModelArrays`` is
+:class:`recsys.factors.StyleFactors` now.  :func:`write_model` (a servable model
+from plain arrays, for synthetic runs and benchmarks) builds the factors and writes
+them through :meth:`RunBundle.write_factors`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.factors import StyleFactors
 from recsys.run_bundle import (  # noqa: F401  (re-exported names of the old contract)
     CODES,
     CONDITIONS,
@@ -30,7 +32,6 @@ from recsys.run_bundle import (  # noqa: F401  (re-exported names of the old con
     STYLE_INDEX,
     USER_MAP,
     WHITENING,
-    ModelArrays,
     RunBundle,
     StyleTable,
 )
@@ -105,9 +106,10 @@ def write_codes(run_dir: str | Path, item_ids: Any, item_codes: Any,
                                           style_codes)
 
 
-def read_model(run_dir: str | Path) -> ModelArrays:
-    _deprecated("read_model", "RunBundle.read_model_arrays")
-    return RunBundle.open(run_dir).read_model_arrays()
+def read_model(run_dir: str | Path) -> StyleFactors:
+    """Deprecated: ``RunBundle.open(run_dir).read_factors()``."""
+    _deprecated("read_model", "RunBundle.read_factors")
+    return RunBundle.open(run_dir).read_factors()
 
 
 def write_model(
@@ -126,38 +128,22 @@ def write_model(
 ) -> None:
     """Write ``model.npz``/``model.json`` and both id maps from plain arrays.
 
-    Goes through ``StylePreferenceModel.save`` (via :meth:`RunBundle.write_model`)
-    so the files are exactly what the train stage writes.  ``item_factors`` are
-    the full item vectors; ``W`` (code dim x factors) with ``code_mean``/
-    ``code_scale`` lets the service score catalogue items from their image codes.
+    The files are :meth:`StyleFactors.save`'s, the same the train stage writes
+    (without the trainer's history encoder: such a model serves but cannot fold
+    in).  ``item_factors`` are the full item vectors; ``W`` (code dim x factors)
+    with ``code_mean``/``code_scale`` lets the service score catalogue items
+    from their image codes.
     """
     import scipy.sparse as sp
 
-    from recsys.model import StylePreferenceModel
-
-    users = np.ascontiguousarray(user_factors, dtype=np.float32)
-    items = np.ascontiguousarray(item_factors, dtype=np.float32)
-    if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
-        raise ValueError(f"factor shapes differ: users {users.shape}, items {items.shape}")
-    user_ids, item_ids = list(user_ids), list(item_ids)
-    if len(user_ids) != len(users) or len(item_ids) != len(items):
-        raise ValueError("id lists and factor rows differ in length")
-    model = StylePreferenceModel(factors=users.shape[1])
-    model.user_factors_ = users
-    model.free_item_factors_ = items
-    model.user_offsets_ = None  # no history encoder: the vectors are the whole model
-    model.history_item_factors_ = None
-    model.item_bias_ = np.asarray(item_bias, np.float32).ravel()
-    model.item_popularity_ = np.asarray(item_popularity, np.float32).ravel()
-    model.W_ = (np.zeros((0, users.shape[1]), np.float32) if W is None
-                else np.asarray(W, np.float32))
-    model.item_codes_ = None
-    model.code_mean_ = None if code_mean is None else np.asarray(code_mean, np.float64)
-    model.code_scale_ = None if code_scale is None else np.asarray(float(code_scale))
-    model.seen_ = None if seen is None else sp.csr_matrix(seen)
-    model.n_users_, model.n_items_ = len(users), len(items)
-    model.history_, model.best_epoch_, model.fit_seconds_ = [], 0, 0.0
-    RunBundle.create(run_dir).write_model(model, user_ids, item_ids)
+    csr = None if seen is None else sp.csr_matrix(seen)
+    factors = StyleFactors(
+        user_factors=user_factors, item_factors=item_factors, item_bias=item_bias,
+        item_popularity=item_popularity, W=W, code_mean=code_mean, code_scale=code_scale,
+        seen_indptr=None if csr is None else csr.indptr,
+        seen_indices=None if csr is None else csr.indices,
+    )
+    RunBundle.create(run_dir).write_factors(factors, list(user_ids), list(item_ids))
 
 
 def read_ids(path: str | Path) -> list[str]:
@@ -177,3 +163,11 @@ def write_ids(path: str | Path, ids: Any) -> None:
     if p.name not in (USER_MAP, ITEM_MAP):
         raise ValueError(f"{p}: not a run bundle's id map ({USER_MAP} or {ITEM_MAP})")
     RunBundle.create(p.parent).write_ids("user" if p.name == USER_MAP else "item", list(ids))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ModelArrays":  # the reader's old result type; StyleFactors has its fields
+        warnings.warn("recsys.serving.bundle.ModelArrays is recsys.factors.StyleFactors now",
+                      DeprecationWarning, stacklevel=2)
+        return StyleFactors
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -65,21 +65,16 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import faiss
 import numpy as np
 
 from recsys.experiments.assignment import HOLDOUT, Experiment
-from recsys.serving.snapshot import RankedItem, RunSnapshot, _project, load_snapshot
+from recsys.serving.snapshot import RankedItem, RunSnapshot, load_snapshot
 
 log = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 100_000
 """Largest candidate list rank() accepts (counted before de-duplication);
 a bigger one is a client bug, not a query."""
-
-DENSE_ABOVE = 4096
-"""recommend() scores the whole catalogue with one mat-vec instead of asking
-FAISS for more than this many neighbours (cheaper past that point)."""
 
 CONTROL_ARMS = frozenset({"control", HOLDOUT})
 """Arms whose users are shown original images."""
@@ -309,9 +304,9 @@ class PersonalizationService:
             rows = rows[known]
         if not ids or k == 0:
             return []
-        pu, seg, urow = snap.user_vector(uid)
+        _, seg, urow = snap.user_vector(uid)
         treated = self._treated(uid, experiment)
-        scores = snap.scores(rows, pu, urow, seg, treated)
+        scores = snap.scores(rows, urow, seg, treated)
         order = np.argsort(-scores, kind="stable")
         if k is not None:
             order = order[:k]
@@ -329,12 +324,11 @@ class PersonalizationService:
                   experiment: str | Experiment | None = None) -> list[RankedItem]:
         """Top ``k`` items of the whole catalogue, exactly as :meth:`rank` would order them.
 
-        Known users: the FAISS index over ``[v_i, b_i]`` answers the query
-        ``[p_u, 1]``; items whose style term differs from the rest of their
-        segment's (the smaller of rendered / not rendered) are scored
-        explicitly, and FAISS is asked for ``k + |seen| + |those|`` neighbours,
-        which makes the result the exact top ``k``.  Unknown users: the most
-        popular items.  ``exclude_seen`` drops what the user interacted with.
+        Known users: every item of the run scored by the factors core in one
+        mat-vec (brute force; as fast as the FAISS flat index it replaced at
+        1M users x 100k items, ``docs/benchmarks.md``), the style term of the
+        user's segment added to rendered items, seen items excluded, the exact
+        top ``k`` by ``argpartition``.  Unknown users: the most popular items.
         """
         return self._recommend(self._snap, _norm_id(user_id, "user_id"), k, exclude_seen,
                                experiment)
@@ -350,38 +344,11 @@ class PersonalizationService:
     def _recommend(self, snap: RunSnapshot, uid: str, k: int, exclude_seen: bool,
                    experiment: str | Experiment | None) -> list[RankedItem]:
         self._check_k(k, 1)
-        pu, seg, urow = snap.user_vector(uid)
+        _, seg, urow = snap.user_vector(uid)
         treated = self._treated(uid, experiment)
-        n = len(snap.item_ids)
-        if n == 0:
-            return []
-        if urow < 0:
-            cand = snap.pop_order[: min(k, n)]
-        else:
-            seen = snap.seen_rows(urow) if exclude_seen else np.empty(0, np.int64)
-            special = np.empty(0, np.int64)
-            if treated and snap.segment_ids and float(snap.segment_embeddings[seg] @ pu) != 0.0:
-                special = snap.minority[seg][0]
-            width = k + len(seen) + len(special)
-            if width >= min(n, DENSE_ABOVE) or snap.index is None:
-                cand = np.arange(n)
-            else:
-                q = np.append(pu, np.float32(1.0))[None, :].astype(np.float32)
-                _, labels = snap.index.index_.search(q, width)
-                cand = labels[0][labels[0] >= 0]
-                if len(special):
-                    cand = np.union1d(cand, special)
-            if len(seen):
-                cand = cand[~np.isin(cand, seen, assume_unique=False)]
-        cand = np.sort(cand)  # row order: ties break the same way on every path
-        scores = snap.scores(cand, pu, urow, seg, treated)
-        if len(cand) > k:
-            top = np.argpartition(-scores, k - 1)[:k]
-            order = top[np.lexsort((cand[top], -scores[top]))]
-        else:
-            order = np.lexsort((cand, -scores))
-        ids = [snap.item_ids[r] for r in cand[order].tolist()]
-        return snap.items(ids, cand[order], scores[order], np.arange(len(order)), seg, treated)
+        rows, scores = snap.top(urow, k, seg, treated, exclude_seen)
+        ids = [snap.item_ids[r] for r in rows.tolist()]
+        return snap.items(ids, rows, scores, np.arange(len(rows)), seg, treated)
 
     def recommend_many(self, user_ids: Sequence[str | int], k: int = 10,
                        exclude_seen: bool = True, experiment: str | Experiment | None = None
@@ -401,10 +368,10 @@ class PersonalizationService:
 
     def _user_styles(self, snap: RunSnapshot, uid: str, k: int) -> list[StyleScore]:
         self._check_k(k, 0)
-        pu, _, _ = snap.user_vector(uid)
+        _, _, urow = snap.user_vector(uid)
         if not snap.style_ids or k == 0:
             return []
-        s = snap.style_embeddings @ pu
+        s = snap.factors.affinity(urow, snap.style_embeddings)[0]
         order = np.argsort(-s, kind="stable")[:k]
         return [StyleScore(snap.style_ids[j], float(s[j])) for j in order.tolist()]
 
@@ -450,12 +417,9 @@ class PersonalizationService:
         users are scored with the mean user vector.
         """
         snap = self._snap
-        pu, _, _ = snap.user_vector(_norm_id(user_id, "user_id"))
+        _, _, urow = snap.user_vector(_norm_id(user_id, "user_id"))
         codes = np.atleast_2d(np.asarray(raw_codes, np.float32))
-        if snap.code_projection is None:
-            return np.full(len(codes), snap.prior, np.float32)
-        return (_project(snap.code_projection, codes) @ pu + np.float32(snap.prior)).astype(
-            np.float32)
+        return snap.factors.score_new_items(urow, codes, raw=True)[0]
 
 
 def freeze_gc_now() -> None:
@@ -476,10 +440,14 @@ def freeze_gc_now() -> None:
 
 
 def set_search_threads(n: int = 1) -> None:
-    """Limit FAISS's OpenMP threads (per-request searches are single queries).
+    """Limit the BLAS/OpenMP threads of the per-request top-k (a mat-vec per call).
 
     A serving process answers many small queries from many threads; letting
-    each also spin up OpenMP workers oversubscribes the cores.  Called by the
-    HTTP front and the benchmark, not implicitly, because it is process-wide.
+    each also spin up BLAS workers oversubscribes the cores (a numpy peer fell
+    to ~100 calls/s with 8 request threads on 2 cores, ``docs/benchmarks.md``).
+    Called by the HTTP front and the benchmark, not implicitly, because it is
+    process-wide.
     """
-    faiss.omp_set_num_threads(int(n))
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(int(n))

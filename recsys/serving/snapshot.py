@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from recsys.index import ItemIndex
-from recsys.run_bundle import CODES, ITEMS, ModelArrays, RunBundle
+from recsys.factors import StyleFactors, blend
+from recsys.run_bundle import CODES, ITEMS, RunBundle
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ class RunSnapshot:
 
     Rows ``0 .. n_model_items-1`` of the item table are the model's items (in
     item-map order); the rows after them are catalogue items the model never
-    saw.  Arrays are read-only so that a bug cannot mutate a snapshot that
-    concurrent readers share.
+    saw.  ``factors`` (a :class:`~recsys.factors.StyleFactors` over that whole
+    item table) does every score; arrays are read-only so that a bug cannot
+    mutate a snapshot that concurrent readers share.
     """
 
     def __init__(
@@ -63,15 +64,10 @@ class RunSnapshot:
         *,
         run_id: str,
         user_ids: list[str],
-        user_factors: np.ndarray,
+        factors: StyleFactors,
         user_segment: np.ndarray,
         item_ids: list[str],
         n_model_items: int,
-        item_vectors: np.ndarray,
-        item_bias: np.ndarray,
-        popularity: np.ndarray,
-        seen_indptr: np.ndarray | None,
-        seen_indices: np.ndarray | None,
         style_ids: list[str],
         style_embeddings: np.ndarray,
         segment_ids: list[str],
@@ -80,36 +76,27 @@ class RunSnapshot:
         default_segment: int,
         original_uri: list[str | None],
         render_uri: Mapping[tuple[int, int], str],
-        code_projection: tuple[np.ndarray, ...] | None,
-        prior: float,
         render_dir: str | None = None,
     ) -> None:
         self.run_id = run_id
         self.render_dir = render_dir  # where this run's renders live on the server
         n_items, n_seg = len(item_ids), len(segment_ids)
+        if factors.n_items != n_items or factors.n_users != len(user_ids):
+            raise ValueError(f"factors hold {factors.n_users} users and {factors.n_items} items; "
+                             f"the id lists {len(user_ids)} and {n_items}")
+        self.factors = factors
         self.user_row: dict[str, int] = dict(zip(user_ids, range(len(user_ids)), strict=True))
-        self.user_factors = _ro(np.ascontiguousarray(user_factors, np.float32))
         self.user_segment = _ro(np.asarray(user_segment, np.int32))
         self.item_ids = item_ids
         self.item_row: dict[str, int] = dict(zip(item_ids, range(n_items), strict=True))
         self.n_model_items = n_model_items
-        self.item_vectors = _ro(np.ascontiguousarray(item_vectors, np.float32))
-        self.item_bias = _ro(np.asarray(item_bias, np.float32))
-        self.popularity = _ro(np.asarray(popularity, np.float32))
-        self.pop_order = _ro(np.argsort(-self.popularity, kind="stable"))
-        self.prior = float(prior)
-        f = self.item_vectors.shape[1]
-        self.mean_user = _ro(self.user_factors.mean(axis=0) if len(user_ids)
-                             else np.zeros(f, np.float32))
-        self.seen_indptr = seen_indptr
-        self.seen_indices = seen_indices
+        self.pop_order = _ro(np.argsort(-factors.popularity_scores, kind="stable"))
         self.style_ids = style_ids
         self.style_embeddings = _ro(np.asarray(style_embeddings, np.float32))
         self.segment_ids = segment_ids
         self.segment_styles = segment_styles
         self.segment_embeddings = _ro(np.asarray(segment_embeddings, np.float32))
         self.default_seg = default_segment
-        self.code_projection = code_projection
 
         # Image table: the URI to show per (item, segment) when treated, precomputed
         # so that a response looks images up by fancy indexing, not per-item dicts.
@@ -121,50 +108,62 @@ class RunSnapshot:
             has[row, seg] = True
             shown[row, seg] = uri
         self.has_render = _ro(has)
+        # Per segment, contiguous float32 (1 = shown rendered): the style term's weight per
+        # item, multiplied in without a conversion on every call.
+        self.rendered = [_ro(has[:n_items, s].astype(np.float32)) for s in range(n_seg)]
         self.shown_uri = _ro(shown)
         self.n_renders = len(render_uri)
 
-        # Serving index over [v_i, b_i]: query [p_u, 1] gives p_u . v_i + b_i
-        # exactly, the score rank() uses before the style term.
-        aug = np.hstack([self.item_vectors, self.item_bias[:, None]]).astype(np.float32)
-        self.index = ItemIndex(use_gpu=False).fit(aug, item_ids) if n_items else None
-        # The style term adds c = p_u . e_seg to rendered items only.  Per segment,
-        # the smaller of {rendered} and {not rendered} is scored explicitly and
-        # FAISS is asked for enough extra neighbours to make the top-k exact.
-        self.minority: list[tuple[np.ndarray, bool]] = []
-        for s in range(n_seg):
-            r = np.flatnonzero(has[:n_items, s])
-            if len(r) <= n_items - len(r):
-                self.minority.append((_ro(r), True))
-            else:
-                self.minority.append((_ro(np.flatnonzero(~has[:n_items, s])), False))
+    # Views of the factors under the names the snapshot had before the core existed.
+    @property
+    def user_factors(self) -> np.ndarray:
+        return self.factors.user_factors
+
+    @property
+    def item_vectors(self) -> np.ndarray:
+        return self.factors.item_factors
+
+    @property
+    def item_bias(self) -> np.ndarray:
+        return self.factors.item_bias
+
+    @property
+    def popularity(self) -> np.ndarray:
+        return self.factors.popularity_scores
+
+    @property
+    def prior(self) -> float:
+        return self.factors.prior
 
     # ---------------------------------------------------------------- lookups
     def user_vector(self, user_id: str) -> tuple[np.ndarray, int, int]:
         """(vector, segment index, row) of a user; unknown: mean vector, default segment, -1."""
         row = self.user_row.get(user_id, -1)
         if row < 0:
-            return self.mean_user, self.default_seg, -1
-        return self.user_factors[row], int(self.user_segment[row]), row
+            return self.factors.mean_user, self.default_seg, -1
+        return self.factors.user_factors[row], int(self.user_segment[row]), row
 
     def seen_rows(self, user_row: int) -> np.ndarray:
         """Item rows the user interacted with in training (empty when unknown)."""
-        if user_row < 0 or self.seen_indptr is None or self.seen_indices is None:
-            return np.empty(0, dtype=np.int64)
-        return self.seen_indices[self.seen_indptr[user_row]: self.seen_indptr[user_row + 1]]
+        return self.factors.seen_items(user_row)
 
-    def scores(self, rows: np.ndarray, pu: np.ndarray, user_row: int, seg: int,
-               treated: bool) -> np.ndarray:
+    def style_term(self, seg: int, treated: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(blend embedding, rendered mask)`` of the segment, or ``(None, None)`` untreated."""
+        if not treated or not self.segment_ids:
+            return None, None
+        return self.segment_embeddings[seg], self.rendered[seg]
+
+    def scores(self, rows: np.ndarray, user_row: int, seg: int, treated: bool) -> np.ndarray:
         """Scores of item ``rows`` (``-1`` = unknown item) for one user (module docstring)."""
-        ok = rows >= 0
-        safe = np.where(ok, rows, 0)
-        if user_row < 0:
-            return np.where(ok, self.popularity[safe], np.float32(0.0)).astype(np.float32)
-        s = self.item_vectors[safe] @ pu + self.item_bias[safe]
-        if treated and self.segment_ids:
-            c = float(self.segment_embeddings[seg] @ pu)
-            s = s + self.has_render[rows, seg] * np.float32(c)
-        return np.where(ok, s, np.float32(self.prior)).astype(np.float32)
+        style, styled = self.style_term(seg, treated)
+        return self.factors.score_user_items(user_row, rows, style, styled)
+
+    def top(self, user_row: int, k: int, seg: int, treated: bool, exclude_seen: bool
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k`` item rows and scores over the whole item table (brute force)."""
+        style, styled = self.style_term(seg, treated)
+        exclude = self.seen_rows(user_row) if exclude_seen else None
+        return self.factors.recommend_user(user_row, k, exclude, style, styled)
 
     def items(self, ids: Sequence[str], rows: np.ndarray, scores: np.ndarray,
               order: np.ndarray, seg: int, treated: bool) -> list[RankedItem]:
@@ -195,8 +194,9 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
                   image_root: str | Path | None = None) -> RunSnapshot:
     """Read one published run (store rows + its :class:`RunBundle`) into a :class:`RunSnapshot`.
 
-    The run's files come through :class:`~recsys.run_bundle.RunBundle`; from the
-    store come the run row, the user -> segment assignment and the render index.
+    The run's files come through :class:`~recsys.run_bundle.RunBundle` (the model as
+    :class:`~recsys.factors.StyleFactors`, numpy only); from the store come the run
+    row, the user -> segment assignment and the render index.
     """
     run = store.get_run(run_id)
     if run is None:
@@ -205,7 +205,7 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
     if "run_dir" not in params:
         raise ValueError(f"run {run_id!r}: params lack 'run_dir' (not a serving bundle)")
     bundle = RunBundle.open(params["run_dir"]).check_servable()
-    model = bundle.read_model_arrays()
+    model = bundle.read_factors()
     users = bundle.read_ids("user")
     model_items = bundle.read_ids("item")
     if len(users) != model.n_users or len(model_items) != model.n_items:
@@ -214,7 +214,7 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
             f"the model ({model.n_users} users, {model.n_items} items)"
         )
     items = _item_table(bundle, model, model_items, image_root)
-    segs = _segments(bundle, store, run_id, users, int(model.user_factors.shape[1]))
+    segs = _segments(bundle, store, run_id, users, model.n_factors)
     # Render URIs stay relative to the run's render folder unless a prefix is given:
     # an answer must not leak (or depend on) where this server keeps its files.
     renders = _renders(store, run_id, items.item_ids, segs,
@@ -223,15 +223,10 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
     snap = RunSnapshot(
         run_id=run_id,
         user_ids=users,
-        user_factors=model.user_factors,
+        factors=items.factors,
         user_segment=segs.user_segment,
         item_ids=items.item_ids,
         n_model_items=len(model_items),
-        item_vectors=items.vectors,
-        item_bias=items.bias,
-        popularity=items.popularity,
-        seen_indptr=None if model.seen_indptr is None else _ro(model.seen_indptr),
-        seen_indices=None if model.seen_indices is None else _ro(model.seen_indices),
         style_ids=segs.style_ids,
         style_embeddings=segs.style_embeddings,
         segment_ids=segs.segment_ids,
@@ -240,8 +235,6 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
         default_segment=segs.default,
         original_uri=items.original_uri,
         render_uri=renders,
-        code_projection=items.code_projection,
-        prior=items.prior,
         render_dir=params.get("render_root"),
     )
     log.info("loaded run %s: %d users, %d items (%d cold, %d from image codes), "
@@ -256,19 +249,13 @@ class _ItemTable(NamedTuple):
 
     item_ids: list[str]
     original_uri: list[str | None]
-    vectors: np.ndarray
-    bias: np.ndarray
-    popularity: np.ndarray
-    prior: float
-    code_projection: tuple[np.ndarray, ...] | None
+    factors: StyleFactors  # over the whole item table (cold rows appended)
     n_coded: int
 
 
-def _item_table(bundle: RunBundle, model: ModelArrays, model_items: list[str],
+def _item_table(bundle: RunBundle, model: StyleFactors, model_items: list[str],
                 image_root: str | Path | None) -> _ItemTable:
-    """Item ids, original images and vectors; cold catalogue items scored from their codes."""
-    f = int(model.user_factors.shape[1])
-    prior = float(model.item_bias.mean()) if len(model.item_bias) else 0.0
+    """Item ids, original images and factors; cold catalogue items scored from their codes."""
     items_df = bundle.read_table(ITEMS)
     cat_ids = items_df["item_id"].tolist()
     known = set(model_items)
@@ -282,25 +269,17 @@ def _item_table(bundle: RunBundle, model: ModelArrays, model_items: list[str],
                    for k, v in orig_of.items()}
     original_uri = [orig_of.get(i) for i in item_ids]
 
-    code_proj = _code_projection(bundle, model)
-    vectors = np.zeros((len(item_ids), f), np.float32)
-    vectors[: len(model_items)] = model.item_factors
-    bias = np.full(len(item_ids), prior, np.float32)
-    bias[: len(model_items)] = model.item_bias
-    popularity = np.zeros(len(item_ids), np.float32)
-    popularity[: len(model_items)] = model.popularity
-    n_coded = 0
-    if extra and code_proj is not None and bundle.has(CODES):
+    coded_rows, raw_codes = None, None
+    if extra and model.has_codes and bundle.has(CODES):
         codes = bundle.read_codes()
         code_row = {i: n for n, i in enumerate(codes.item_ids)}
-        pos = [(len(model_items) + j, code_row[i]) for j, i in enumerate(extra)
-               if i in code_row]
+        pos = [(j, code_row[i]) for j, i in enumerate(extra) if i in code_row]
         if pos:
-            dst, src = (np.asarray(x) for x in zip(*pos, strict=True))
-            vectors[dst] = _project(code_proj, codes.item_codes[src])
-            n_coded = len(pos)
-    return _ItemTable(item_ids, original_uri, vectors, bias, popularity, prior, code_proj,
-                      n_coded)
+            coded_rows, src = (np.asarray(x) for x in zip(*pos, strict=True))
+            raw_codes = codes.item_codes[src]
+    n_coded = 0 if coded_rows is None else len(coded_rows)
+    factors = model.append_items(len(extra), coded_rows, raw_codes)
+    return _ItemTable(item_ids, original_uri, factors, n_coded)
 
 
 class _Segments(NamedTuple):
@@ -325,11 +304,12 @@ def _segments(bundle: RunBundle, store: Any, run_id: str, users: list[str], f: i
     seg_styles = [tuple(str(s) for s in c["style_ids"]) for c in conds]
     seg_emb = np.zeros((len(conds), f), np.float32)
     for n, c in enumerate(conds):
-        w = np.asarray(c["weights"], np.float64)
-        w = w / w.sum() if len(w) and w.sum() > 0 else w
-        for s, wt in zip(c["style_ids"], w, strict=True):
-            if str(s) in style_pos:
-                seg_emb[n] += float(wt) * styles.embeddings[style_pos[str(s)]]
+        # Styles missing from the table contribute nothing (their weight is not re-spread).
+        emb = np.zeros((len(c["style_ids"]), f), np.float32)
+        for j, sid in enumerate(c["style_ids"]):
+            if str(sid) in style_pos:
+                emb[j] = styles.embeddings[style_pos[str(sid)]]
+        seg_emb[n] = blend(emb, c["weights"])
     default = _default_segment(bundle, conds)
     if default not in seg_ids:  # no segments at all, or a default without a condition
         seg_ids.append(default)
@@ -367,28 +347,6 @@ def _renders(store: Any, run_id: str, item_ids: list[str], segs: _Segments,
             for s in segs.hash_segments.get(ch, ()):
                 renders[(r, s)] = full
     return renders
-
-
-def _code_projection(bundle: RunBundle, model: ModelArrays) -> tuple[np.ndarray, ...] | None:
-    """``(whiten mean, whiten matrix, code mean, code scale, W)``, or None without codes."""
-    if model.code_mean is None or model.W.size == 0:
-        return None
-    d = int(model.code_mean.shape[0])
-    wh = bundle.read_whitening()
-    mean, matrix = ((wh.mean.astype(np.float32), wh.matrix.astype(np.float32)) if wh is not None
-                    else (np.zeros(d, np.float32), np.eye(d, dtype=np.float32)))
-    return (mean, matrix, np.asarray(model.code_mean, np.float32),
-            np.float32(model.code_scale), np.asarray(model.W, np.float32))
-
-
-def _project(proj: tuple[np.ndarray, ...], raw: np.ndarray) -> np.ndarray:
-    """Item vectors ``W c`` of raw image codes: whiten, standardise as in training, project."""
-    mean, matrix, cmean, cscale, W = proj
-    raw = np.atleast_2d(np.asarray(raw, np.float32))
-    if raw.shape[1] != mean.shape[0]:
-        raise ValueError(f"codes must have {mean.shape[0]} dims, got {raw.shape[1]}")
-    std = ((raw - mean) @ matrix - cmean) / cscale * np.float32(np.sqrt(raw.shape[1]))
-    return (std @ W).astype(np.float32)
 
 
 def _default_segment(bundle: RunBundle, conds: list[dict[str, Any]]) -> str:

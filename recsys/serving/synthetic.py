@@ -104,8 +104,8 @@ def make_run(
                   code_mean=cmean, code_scale=cscale)
     style_ids = [f"s{n:03d}" for n in range(n_styles)]
     style_raw = rng.standard_normal((n_styles, code_dim)).astype(np.float32)
-    std = ((style_raw - wmean) @ wmat - cmean) / cscale * np.sqrt(code_dim)
-    bundle.write_style_embeddings(style_ids, (std @ W).astype(np.float32) * 20)
+    embed = bundle.read_factors().with_whitening(wmean, wmat).embed_raw_codes
+    bundle.write_style_embeddings(style_ids, embed(style_raw) * 20)
     bundle.write_whitening(wmean, wmat)
     n_coded = n_cold if cold_with_code is None else min(cold_with_code, n_cold)
     item_raw = rng.standard_normal((n_items + n_coded, code_dim)).astype(np.float32)

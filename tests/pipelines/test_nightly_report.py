@@ -175,7 +175,7 @@ def test_planted_ceiling_on_a_generated_world(tmp_path: Path) -> None:
 
     from demo import WorldConfig, generate_world
     from pipelines.ceiling import find_world, planted_ceiling
-    from recsys.baselines import run_holdout
+    from recsys.holdout import run_holdout
 
     world = generate_world(tmp_path / "w", WorldConfig(n_users=400, n_items=40, seed=3,
                                                        target_events=20_000,

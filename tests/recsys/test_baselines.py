@@ -15,9 +15,9 @@ from recsys.baselines import (
     ContentRecommender,
     EASERecommender,
     PopularityRecommender,
-    run_holdout,
-    style_event_array,
 )
+from recsys.fit_inputs import style_event_array
+from recsys.holdout import run_holdout
 from recsys.interactions import IdMap
 
 

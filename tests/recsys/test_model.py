@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys.baselines import ContentRecommender, align_item_codes, run_holdout, style_event_array
+from recsys.baselines import ContentRecommender
 from recsys.evaluation import column_spearman, truth_recall_at_k
+from recsys.fit_inputs import align_item_codes, style_event_array
+from recsys.holdout import run_holdout
 from recsys.interactions import IdMap, build_interactions
 from recsys.model import StylePreferenceModel
 

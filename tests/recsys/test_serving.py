@@ -79,7 +79,7 @@ def test_old_bundle_module_still_reads_with_a_deprecation_warning(
         ids, codes = old.read_codes(run.run_dir)  # type: ignore[misc]
     new = RunBundle.open(run.run_dir).read_codes()
     assert ids == new.item_ids and np.array_equal(codes, new.item_codes)
-    assert old.CONDITIONS == B.CONDITIONS and old.ModelArrays is B.ModelArrays
+    assert old.CONDITIONS == B.CONDITIONS and old.MODEL == B.MODEL
 
 
 def test_model_reader_agrees_with_the_model_class(tmp_path: Path) -> None:
@@ -96,14 +96,14 @@ def test_model_reader_agrees_with_the_model_class(tmp_path: Path) -> None:
     model = M.StylePreferenceModel(factors=8, epochs=2, validation_users=5, negatives=16,
                                    show_progress=False).fit(X, item_codes=codes)
     model.save(tmp_path / B.MODEL)
-    got = RunBundle.open(tmp_path).read_model_arrays()
+    got = RunBundle.open(tmp_path).read_factors()
     ref = M.StylePreferenceModel.load(tmp_path / B.MODEL)
     assert (got.n_users, got.n_items) == (ref.n_users_, ref.n_items_) == (40, 30)
     np.testing.assert_array_equal(got.user_factors, ref.user_factors_)
     np.testing.assert_allclose(got.item_factors, ref.item_factors_, rtol=1e-6, atol=1e-6)
     assert not np.allclose(got.item_factors, ref.free_item_factors_)  # codes do contribute
     np.testing.assert_array_equal(got.item_bias, ref.item_bias_)
-    np.testing.assert_allclose(got.popularity, ref.popularity_scores(), rtol=1e-6)
+    np.testing.assert_allclose(got.popularity_scores, ref.popularity_scores(), rtol=1e-6)
     np.testing.assert_array_equal(got.W, ref.W_)
     np.testing.assert_array_equal(got.code_mean, ref.code_mean_)
     assert got.code_scale == pytest.approx(float(ref.code_scale_))
@@ -113,7 +113,7 @@ def test_model_reader_agrees_with_the_model_class(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "model.json").read_text())
     (tmp_path / "model.json").write_text(json.dumps({**meta, "format_version": 99}))
     with pytest.raises(B.BundleVersionError, match="format_version 99"):
-        RunBundle.open(tmp_path).read_model_arrays()
+        RunBundle.open(tmp_path).read_factors()
 
 
 def test_serving_does_not_import_torch() -> None:
@@ -121,8 +121,21 @@ def test_serving_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, recsys.serving, recsys.serving.service, data.store; "
+    code = ("import sys, recsys.serving, recsys.serving.service, recsys.serving.bundle, "
+            "recsys.factors, recsys.fit_inputs, recsys.holdout, data.store; "
             "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"
+
+
+def test_serving_ranks_without_faiss() -> None:
+    """Serving ranks with the factors core; FAISS (and its OpenMP runtime) stays out of it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, recsys.serving, recsys.serving.service; "
+            "print('faiss' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"
