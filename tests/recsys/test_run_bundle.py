@@ -91,7 +91,7 @@ def test_model_and_id_maps_round_trip(bundle: RunBundle) -> None:
     bundle.write_model(model, users, items)
     assert bundle.read_ids("user") == users and bundle.read_ids("item") == items
     assert list(bundle.read_id_map("item").ids) == items
-    arrays = bundle.read_model_arrays()
+    arrays = bundle.read_factors()
     np.testing.assert_array_equal(arrays.user_factors, model.user_factors_)
     np.testing.assert_allclose(arrays.item_factors, model.item_factors_, rtol=1e-5, atol=1e-6)
     loaded = bundle.load_model()
