@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from data.ids import id_problem
 
+from . import style_library
 from .engine import WRITE_OPTION, make_engine, resolve_url
 from .lock import RunLock, RunLockedError, run_lock
 from .models import (
@@ -862,6 +863,18 @@ class Store:
                         f"segment_conditions for run {run_id!r}: a segment_id appears more than once"
                     ) from exc
         return n
+
+    def save_style_library(self, run_id: str, digest: str, source: str | None,
+                           entries: Sequence[Mapping[str, Any]], day: str | None = None) -> None:
+        """Record the style library ``run_id`` used (kept once per digest; see ``style_library``)."""
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            style_library.save(conn, run_id, digest, source, entries, day)
+
+    def style_library_for_run(self, run_id: str) -> dict[str, Any] | None:
+        """``{digest, source, day, entries}`` of the library ``run_id`` used, or None."""
+        with self._read() as conn:
+            return style_library.for_run(conn, run_id)
 
     def read_segment_conditions(self, run_id: str) -> pd.DataFrame:
         """The run's conditions: ``segment_id, condition_hash, style_ids, weights, code, n_users``."""

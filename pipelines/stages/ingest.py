@@ -16,6 +16,7 @@ import pandas as pd
 from data.loading import load_events, load_items, load_styles
 from data.paths import UnsafePathError, resolve_under
 from data.validation import DuplicateFilter
+from pipelines.controls import record_library
 from pipelines.runner import RunContext
 from pipelines.stages.artifacts import EVENTS, ITEMS_RAW, STYLES_RAW
 
@@ -48,6 +49,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     inputs = cfg.inputs
     items_res = load_items(cfg.path(inputs.catalog))
     styles_res = load_styles(cfg.path(inputs.styles))
+    record_library(ctx)  # the described library, validated (errors name the line), kept with the run
     for res, source in ((items_res, "catalog"), (styles_res, "styles")):
         if len(res.quarantine):
             ctx.store.add_quarantine(ctx.run_id, source, res.quarantine)
