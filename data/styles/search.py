@@ -147,6 +147,17 @@ def _shipped() -> Lexicon:
     return Lexicon(tuple(concepts), tuple(labels), {k: tuple(v) for k, v in by_token.items()})
 
 
+def _surface(query: str) -> dict[str, str]:
+    """Stem -> the word as the user wrote it (so that a reason quotes "vintage", not "vintag")."""
+    out: dict[str, str] = {}
+    text = unicodedata.normalize("NFKC", str(query)).lower()
+    for _, other in _RUNS.findall(text):
+        for w in _WORD.findall(other or ""):
+            for part in [w, *w.split("-")]:
+                out.setdefault(_stemmer().stemWord(part), part)
+    return out
+
+
 @dataclass(frozen=True)
 class SearchHit:
     """One ranked style: ids, scores and the reasons it matched."""
@@ -239,6 +250,12 @@ class StyleSearch:
                 terms.append((t, self.lexicon.groups_of((t,))))
         return terms
 
+    def query_words(self, query: str) -> list[str]:
+        """The query's meaningful words as the user wrote them (what was searched for)."""
+        said = _surface(query)
+        return [" ".join(said.get(t, t) for t in stem.split(" "))
+                for stem, _ in self.query_terms(query)]
+
     def search(self, query: str, k: int = 10) -> list[SearchHit]:
         """Ranked styles for ``query`` (at most ``k``); empty when no word matches any style."""
         terms = self.query_terms(query)
@@ -246,8 +263,10 @@ class StyleSearch:
             return []
         text = np.zeros(len(self.entries))
         reasons: list[list[str]] = [[] for _ in self.entries]
-        for term, groups in terms:
-            phrase = tuple(term.split(" "))
+        said = _surface(query)
+        for stem, groups in terms:
+            phrase = tuple(stem.split(" "))
+            term = " ".join(said.get(t, t) for t in phrase)
             exact = [self._match_exact(fl, phrase) for fl in self.fields]
             syn = [self._match_synonym(g, groups) for g in self.groups]
             df = sum(1 for a, b in zip(exact, syn, strict=True) if a or b)

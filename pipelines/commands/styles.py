@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +154,7 @@ def run_search(args: argparse.Namespace) -> int:
     codes, run = ({}, None) if args.no_codes else _codes(cfg)
     index = StyleSearch(lib, codes)
     hits = index.search(args.query, args.k)
-    terms = [t for t, _ in index.query_terms(args.query)]
+    terms = index.query_words(args.query)
     if args.json:
         print(json.dumps({"query": args.query, "library": lib.source, "terms": terms,
                           "codes_from_run": run if index.has_codes else None,
@@ -174,6 +173,4 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"{n:>3}. {h.style_id:<{width}}  {h.name[:18]:<18}  score {h.score:.2f}")
         for why in h.reasons:
             print(f"       - {why}")
-    if not sys.stdout.isatty():
-        sys.stdout.flush()
     return 0

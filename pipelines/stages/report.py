@@ -17,7 +17,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from data.paths import resolve_under
-from pipelines.cache import RenderCache, render_key
+from pipelines.cache import RenderCache
+from pipelines.controls_report import controls_section, render_path
 from pipelines.report import (
     Section,
     Table,
@@ -28,7 +29,6 @@ from pipelines.report import (
     style_map_layout,
     write_html,
 )
-from pipelines.controls_report import controls_section, render_path
 from pipelines.runner import STAGES, RunContext, check_run_id
 from pipelines.stages.artifacts import (
     EVENTS,
@@ -39,7 +39,7 @@ from pipelines.stages.artifacts import (
     STYLES,
     USER_MAP,
 )
-from pipelines.stages.render import chosen_items, condition_params, load_conditions
+from pipelines.stages.render import chosen_items, load_conditions
 from recsys.interactions import IdMap
 from recsys.model import StylePreferenceModel
 from recsys.segments import Segmentation
