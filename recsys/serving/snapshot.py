@@ -84,6 +84,7 @@ class RunSnapshot:
         code_projection: tuple[np.ndarray, ...] | None,
         prior: float,
         render_dir: str | None = None,
+        render_styles: Mapping[tuple[int, int], tuple[str, ...]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.render_dir = render_dir  # where this run's renders live on the server
@@ -122,6 +123,9 @@ class RunSnapshot:
             has[row, seg] = True
             shown[row, seg] = uri
         self.has_render = _ro(has)
+        # (row, segment) renders made with a category's fallback blend (pipelines.controls):
+        # their own styles, not the segment's (a blocked style is never named as shown).
+        self.render_styles = dict(render_styles or {})
         self.shown_uri = _ro(shown)
         self.n_renders = len(render_uri)
 
@@ -178,6 +182,9 @@ class RunSnapshot:
             styles = self.segment_styles[seg]
             style_col: Iterable[tuple[str, ...]] = [
                 styles if r else () for r in self.has_render[sel, seg].tolist()]
+            if self.render_styles:
+                style_col = [self.render_styles.get((r, seg), st) if st else st
+                             for r, st in zip(sel.tolist(), style_col, strict=True)]
         else:
             uris = self.original[sel].tolist()
             style_col = repeat((), n)
@@ -280,11 +287,18 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
 
     # Renders: (item, condition hash) rows of the store -> (item row, segment).
     hash_seg: dict[str, list[int]] = {}
+    variant_styles: dict[str, tuple[str, ...]] = {}  # fallback blends of blocked categories
     for c in conds:
         if c.get("condition_hash"):
             hash_seg.setdefault(str(c["condition_hash"]), []).append(seg_pos[str(c["segment_id"])])
+        for v in (c.get("category_variants") or {}).values():
+            if v.get("condition_hash"):
+                hash_seg.setdefault(str(v["condition_hash"]), []).append(
+                    seg_pos[str(c["segment_id"])])
+                variant_styles[str(v["condition_hash"])] = tuple(str(s) for s in v["style_ids"])
     rdf = store.renders_for_run(run_id)
     renders: dict[tuple[int, int], str] = {}
+    render_styles: dict[tuple[int, int], tuple[str, ...]] = {}
     if len(rdf):
         item_pos = pd.Index(item_ids, dtype=object).get_indexer(rdf["item_id"].astype(str))
         for r, ch, uri in zip(item_pos.tolist(), rdf["condition_hash"].astype(str).tolist(),
@@ -294,6 +308,8 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
             full = _concat_root(root, uri)
             for s in hash_seg.get(ch, ()):
                 renders[(r, s)] = full
+                if ch in variant_styles:
+                    render_styles[(r, s)] = variant_styles[ch]
     del rdf
 
     snap = RunSnapshot(
@@ -319,6 +335,7 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
         code_projection=code_proj,
         prior=prior,
         render_dir=params.get("render_root"),
+        render_styles=render_styles,
     )
     log.info("loaded run %s: %d users, %d items (%d cold, %d from image codes), "
              "%d segments, %d renders", run_id, len(users), len(item_ids), len(extra),
