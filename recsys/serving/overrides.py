@@ -28,6 +28,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import date
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -80,12 +81,14 @@ class StyleOverrides:
                     emb[c] += np.float32(wt) * snap.style_embeddings[self.style_pos[s]]
         self.cond_emb = emb
         has = np.zeros((n_items + 1, n_cond), dtype=bool)
-        uri = np.empty((n_items + 1, max(n_cond, 1)), dtype=object)
+        uri = np.empty((n_items + 1, n_cond + 1), dtype=object)  # last column: the original
+        uri[:, -1] = snap.original
         for (row, c), u in render_uri.items():
             has[row, c] = True
             uri[row, c] = u
         self.has = has
         self.uri = uri
+        self.cond_styles_ext = [*cond_styles, ()]  # index -1: no render
         self.categories = list(categories) + [None]  # row -1 (unknown item)
         self.library = library
         self.day = day
@@ -214,49 +217,58 @@ class StyleOverrides:
 
     def scores(self, rows: np.ndarray, pu: np.ndarray, urow: int, style: str,
                seg: int) -> np.ndarray:
-        """Scores with the style term of the condition each item is shown in."""
-        cond, status, _ = self.table(style)
+        """Scores with the style term of the condition each item is shown in.
+
+        Refused items keep the shopper's usual image, so their usual style term.
+        """
+        cond, status, refusals = self.table(style)
         base = self.snap.scores(rows, pu, urow, seg, treated=False)
         if urow < 0 or not len(self.cond_emb):
             return base
+        term = np.append(self.cond_emb @ pu, np.float32(0.0)).astype(np.float32)
         c = cond[rows]
-        shown = c >= 0
-        # Refused items keep the shopper's usual render and its style term.
-        seg_term = np.float32(self.snap.segment_embeddings[seg] @ pu) if self.snap.segment_ids \
-            else np.float32(0.0)
-        refused = status[rows] == 3
-        term = (self.cond_emb @ pu).astype(np.float32)
-        extra = np.where(shown, term[np.where(shown, c, 0)], np.float32(0.0))
-        extra = np.where(refused & self.snap.has_render[rows, seg], seg_term, extra)
-        return (base + extra).astype(np.float32)
+        extra = term[c]  # -1 (no render, refused) -> the appended 0
+        if refusals:
+            snap = self.snap
+            seg_term = np.float32(snap.segment_embeddings[seg] @ pu) if snap.segment_ids \
+                else np.float32(0.0)
+            refused = status[rows] == 3
+            extra = np.where(refused & snap.has_render[rows, seg], seg_term, extra)
+        return base + extra
 
     def ranked(self, ids: Sequence[str], rows: np.ndarray, scores: np.ndarray,
-               order: np.ndarray, seg: int, style: str
-               ) -> tuple[list[RankedItem], dict[str, StyleNote]]:
-        """RankedItems for ``order`` with the override's images, and a note per item."""
-        cond, status, refusals = self.table(style)
+               order: np.ndarray, seg: int, style: str) -> tuple[list[RankedItem], np.ndarray]:
+        """RankedItems for ``order`` with the override's images, and their status codes."""
+        cond, status, _ = self.table(style)
         snap = self.snap
         sel = rows[order]
         c = cond[sel]
         st = status[sel]
-        out: list[RankedItem] = []
-        notes: dict[str, StyleNote] = {}
-        seg_id = snap.segment_ids[seg]
-        for j, r, ci, sc, score in zip(order.tolist(), sel.tolist(), c.tolist(), st.tolist(),
-                                       scores[order].tolist(), strict=True):
-            iid = ids[j]
-            if sc == 3:
-                has = bool(snap.has_render[r, seg])
-                out.append(RankedItem(iid, score, snap.shown_uri[r, seg], seg_id,
-                                      snap.segment_styles[seg] if has else (), snap.run_id))
-                notes[iid] = StyleNote(REFUSED, refusals.get(self.categories[r], ""))
-            elif ci < 0:
-                out.append(RankedItem(iid, score, snap.original[r], seg_id, (), snap.run_id))
-                notes[iid] = StyleNote(UNAVAILABLE, "no render of this item exists")
+        n = len(sel)
+        uris = self.uri[sel, c].tolist()  # column -1 holds the original image
+        styles = [self.cond_styles_ext[x] for x in c.tolist()]
+        if (st == 3).any():  # refused: the shopper's usual image and its styles
+            for j in np.flatnonzero(st == 3).tolist():
+                r = int(sel[j])
+                uris[j] = snap.shown_uri[r, seg]
+                styles[j] = snap.segment_styles[seg] if snap.has_render[r, seg] else ()
+        items = list(map(RankedItem, [ids[j] for j in order.tolist()], scores[order].tolist(),
+                         uris, repeat(snap.segment_ids[seg], n), styles, repeat(snap.run_id, n)))
+        return items, st
+
+    def notes(self, items: Sequence[RankedItem], codes: np.ndarray, style: str
+              ) -> dict[str, StyleNote]:
+        """Per item, what the override did (``Ranking.style_notes``)."""
+        _, _, refusals = self.table(style)
+        out: dict[str, StyleNote] = {}
+        for it, code in zip(items, codes.tolist(), strict=True):
+            if code == 3:
+                row = self.snap.item_row.get(it.item_id, -1)
+                out[it.item_id] = StyleNote(REFUSED, refusals.get(self.categories[row], ""))
+            elif code == 0:
+                out[it.item_id] = StyleNote(UNAVAILABLE, "no render of this item exists")
             else:
-                out.append(RankedItem(iid, score, self.uri[r, ci], seg_id, self.cond_styles[ci],
-                                      snap.run_id))
-                notes[iid] = StyleNote(_STATUS[sc], "" if sc == 1 else
-                                       "closest cached look: " + " + ".join(self.cond_styles[ci]))
-        return out, notes
+                out[it.item_id] = StyleNote(_STATUS[code], "" if code == 1 else
+                                            "closest cached look: " + " + ".join(it.style_ids))
+        return out
 

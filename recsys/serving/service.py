@@ -327,9 +327,9 @@ class PersonalizationService:
             order = order[:k]
         if ov is None:
             return snap.items(ids, rows, scores, order, seg, treated)
-        items, got = ov.ranked(ids, rows, scores, order, seg, sid)
+        items, codes = ov.ranked(ids, rows, scores, order, seg, sid)
         if notes is not None:
-            notes.update(got)
+            notes.update(ov.notes(items, codes, sid))
         return items
 
     def _override(self, snap: RunSnapshot, style: Any, treated: bool
@@ -399,10 +399,11 @@ class PersonalizationService:
                 cand = cand[~np.isin(cand, snap.seen_rows(urow))]
             scores = ov.scores(cand, pu, urow, sid, seg)
             order = np.lexsort((cand, -scores))[:k]
-            items, got = ov.ranked([snap.item_ids[r] for r in cand.tolist()], cand, scores,
-                                   order, seg, sid)
+            top = cand[order]
+            items, codes = ov.ranked([snap.item_ids[r] for r in top.tolist()], top,
+                                     scores[order], np.arange(len(top)), seg, sid)
             if notes is not None:
-                notes.update(got)
+                notes.update(ov.notes(items, codes, sid))
             return items
         if urow < 0:
             cand = snap.pop_order[: min(k, n)]
