@@ -52,7 +52,7 @@ def control_day(cfg: Any) -> date:
 def record_library(ctx: Any) -> StyleLibrary:
     """Load the configured library (strict: errors name the line) and record it with the run."""
     path = ctx.config.path(ctx.config.inputs.styles)
-    lib = load_style_library(path)
+    lib = load_style_library(path, image_root=ctx.config.path(ctx.config.inputs.image_root))
     ctx.store.save_style_library(ctx.run_id, lib.digest, str(path), lib.to_records(),
                                  control_day(ctx.config).isoformat())
     return lib

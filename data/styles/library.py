@@ -349,10 +349,13 @@ def _parquet_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]
     return header, rows
 
 
-def load_style_library(path: str | Path, *, check_images: bool = True) -> StyleLibrary:
+def load_style_library(path: str | Path, *, check_images: bool = True,
+                       image_root: str | Path | None = None) -> StyleLibrary:
     """Read and validate a library file (CSV, or Parquet by suffix); raise on any problem.
 
-    ``check_images``: each ``image_uri`` must name a file under the library's folder.
+    ``check_images``: each ``image_uri`` must name a file under ``image_root`` (default:
+    the library's folder; the nightly passes its ``[inputs] image_root``, which is what
+    it resolves the URIs against).
     Raises :class:`StyleLibraryError` listing every problem with its line, and
     ``FileNotFoundError`` for a missing file.
     """
@@ -384,7 +387,8 @@ def load_style_library(path: str | Path, *, check_images: bool = True) -> StyleL
         if row.pop("__extra__", None):
             problems.append(LibraryProblem(line, None, "more cells than header columns"))
             continue
-        entry = _parse_row(row, line, path.parent, check_images, problems)
+        folder = path.parent if image_root is None else Path(image_root)
+        entry = _parse_row(row, line, folder, check_images, problems)
         sid = (row.get("style_id") or "").strip()
         if sid and sid in first_line:
             problems.append(LibraryProblem(

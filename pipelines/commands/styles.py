@@ -77,7 +77,8 @@ def _library(args: argparse.Namespace) -> tuple[Any, Any]:
     if cfg is None:
         raise ValueError("no style library: give --library FILE or --config stylerec.toml "
                          "(or set STYLEREC_CONFIG)")
-    return load_style_library(cfg.path(cfg.inputs.styles)), cfg
+    return load_style_library(cfg.path(cfg.inputs.styles),
+                              image_root=cfg.path(cfg.inputs.image_root)), cfg
 
 
 def _today(cfg: Any) -> Any:

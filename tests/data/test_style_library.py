@@ -114,3 +114,13 @@ def test_records_round_trip_and_the_store_keeps_the_runs_library(tmp_path: Path)
         assert n == 1
         with pytest.raises(KeyError, match="no-such-run"):
             store.save_style_library("no-such-run", lib.digest, None, [])
+
+
+def test_images_are_checked_under_the_given_root(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    root.mkdir()
+    _images(root, "a")
+    (tmp_path / "lib.csv").write_text("style_id,image_uri\na,styles/a.png\n")
+    with pytest.raises(StyleLibraryError, match="line 2, image_uri"):
+        load_style_library(tmp_path / "lib.csv")  # default: relative to the file
+    assert load_style_library(tmp_path / "lib.csv", image_root=root).ids == ["a"]
