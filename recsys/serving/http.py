@@ -287,13 +287,15 @@ def create_app(service: PersonalizationService, refresh_interval_s: float | None
         # Same shape as the validation errors, so clients parse one format.
         return _error(422, ["body"], str(exc)[:300], "value_error")
 
-    @app.post("/rank", response_model=RankingResponse)
+    # exclude_unset: style_status/style_reason appear only when a style was asked for.
+    @app.post("/rank", response_model=RankingResponse, response_model_exclude_unset=True)
     def rank(req: RankRequest) -> dict[str, Any]:
         """Rank ``candidates`` for ``user_id``, best first, with the image to show."""
         return _response(service.rank_response(req.user_id, req.candidates, k=req.k,
                                                experiment=req.experiment, style=req.style))
 
-    @app.post("/recommend", response_model=RankingResponse)
+    # exclude_unset: style_status/style_reason appear only when a style was asked for.
+    @app.post("/recommend", response_model=RankingResponse, response_model_exclude_unset=True)
     def recommend(req: RecommendRequest) -> dict[str, Any]:
         """The ``k`` best items of the whole catalogue for ``user_id``."""
         return _response(service.recommend_response(req.user_id, req.k,
