@@ -292,13 +292,13 @@ class StyleSearch:
         score = text / top + SIMILARITY_WEIGHT * similarity[:, 0]
         hits = []
         for s in range(len(self.entries)):
-            sim, src = similarity[s]
+            sim, src, cos = similarity[s]
             why = list(reasons[s])
             if text[s] == 0 and sim < SIMILAR_MIN:
                 continue
             if sim > 0 and int(src) != s:
                 why.append(f"looks like {self.entries[int(src)].style_id} "
-                           f"({self.entries[int(src)].name}; code similarity {sim:.2f})")
+                           f"({self.entries[int(src)].name}; code similarity {cos:.2f})")
             hits.append(SearchHit(self.entries[s].style_id, self.entries[s].name,
                                   float(score[s]) if text[s] else float(SIMILARITY_WEIGHT * sim),
                                   float(text[s]), float(sim), tuple(why)))
@@ -335,8 +335,12 @@ class StyleSearch:
         return "'" + "', '".join(dict.fromkeys(found)) + "'" if found else "?"
 
     def _similarity(self, text: np.ndarray) -> np.ndarray:
-        """Per style: (text-weighted best code cosine to another matched style, its index)."""
-        out = np.zeros((len(self.entries), 2))
+        """Per style: (bonus, index of the matched style it is most like, raw code cosine).
+
+        The bonus is the cosine weighted by that style's share of the text score (for a
+        style with words of its own) or the plain cosine (for one without).
+        """
+        out = np.zeros((len(self.entries), 3))
         if self._unit is None:
             return out
         pos = {s: n for n, s in enumerate(self._code_ids)}
@@ -355,5 +359,6 @@ class StyleSearch:
             weighted = cos * np.array([w for _, w in others])
             j = int(np.argmax(weighted))
             if cos[j] > 0:
-                out[s] = (float(cos[j]) if text[s] == 0 else float(weighted[j]), others[j][0])
+                out[s] = (float(cos[j]) if text[s] == 0 else float(weighted[j]), others[j][0],
+                          float(cos[j]))
         return out

@@ -133,7 +133,8 @@ def test_cli_uses_the_config_library_by_default(small_world, tmp_path: Path) -> 
 
     write_config({"inputs": {"events": [str(small_world.dir / "events.parquet")],
                              "catalog": str(small_world.dir / "items.csv"),
-                             "styles": str(small_world.dir / "library.csv")}},
+                             "styles": str(small_world.dir / "library.csv"),
+                             "image_root": str(small_world.dir)}},
                  tmp_path / "stylerec.toml")
     out = _cli("styles", "search", "极简", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
