@@ -56,7 +56,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsys.serving.service import MAX_CANDIDATES, PersonalizationService, Ranking
+from recsys.serving.service import (
+    MAX_CANDIDATES,
+    PersonalizationService,
+    Ranking,
+    StyledRanking,
+)
 
 MAX_BODY_BYTES = 1 << 20
 """Default request body limit (1 MiB): a 100k-candidate list of short ids fits."""
@@ -172,8 +177,8 @@ class HealthResponse(BaseModel):
     renders: int
 
 
-def _response(ans: Ranking) -> dict[str, Any]:
-    notes = ans.style_notes or {}
+def _response(ans: Ranking | StyledRanking) -> dict[str, Any]:
+    notes = getattr(ans, "style_notes", None) or {}
     return {
         "run_id": ans.run_id,
         "user_id": ans.user_id,

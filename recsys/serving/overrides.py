@@ -53,7 +53,7 @@ class StyledImage(NamedTuple):
 
 
 class StyleNote(NamedTuple):
-    """What a ranked item's override did (``Ranking.style_notes``)."""
+    """What a ranked item's override did (``StyledRanking.style_notes``)."""
 
     status: str
     reason: str
@@ -258,7 +258,7 @@ class StyleOverrides:
 
     def notes(self, items: Sequence[RankedItem], codes: np.ndarray, style: str
               ) -> dict[str, StyleNote]:
-        """Per item, what the override did (``Ranking.style_notes``)."""
+        """Per item, what the override did (``StyledRanking.style_notes``)."""
         _, _, refusals = self.table(style)
         out: dict[str, StyleNote] = {}
         for it, code in zip(items, codes.tolist(), strict=True):

@@ -99,8 +99,21 @@ class Ranking(NamedTuple):
     items: list[RankedItem]
     cold_start: bool
     unknown_items: list[str]
-    #: With ``style=``: per item, how the override went (recsys.serving.overrides).
-    style_notes: dict[str, StyleNote] | None = None
+
+
+class StyledRanking(NamedTuple):
+    """A :class:`Ranking` for a shopper's chosen style, plus how the override went per item.
+
+    A separate type (not a sixth field of ``Ranking``) so that answers without a
+    style keep their exact shape, tuple equality included.
+    """
+
+    run_id: str
+    user_id: str
+    items: list[RankedItem]
+    cold_start: bool
+    unknown_items: list[str]
+    style_notes: dict[str, StyleNote]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,14 +299,19 @@ class PersonalizationService:
 
     def rank_response(self, user_id: str | int, candidate_item_ids: Iterable[str | int],
                       k: int | None = None, experiment: str | Experiment | None = None,
-                      style: str | None = None) -> Ranking:
-        """:meth:`rank` plus the fallbacks: ``cold_start``, ``unknown_items``, ``style_notes``."""
+                      style: str | None = None) -> Ranking | StyledRanking:
+        """:meth:`rank` plus the fallbacks: ``cold_start`` and ``unknown_items``.
+
+        With ``style``: a :class:`StyledRanking`, which adds ``style_notes``.
+        """
         snap = self._snap
         uid = _norm_id(user_id, "user_id")
         unknown: list[str] = []
-        notes: dict[str, StyleNote] | None = {} if style is not None else None
+        notes: dict[str, StyleNote] = {}
         items = self._rank(snap, uid, candidate_item_ids, k, experiment, unknown, style, notes)
-        return Ranking(snap.run_id, uid, items, uid not in snap.user_row, unknown, notes)
+        if style is None:
+            return Ranking(snap.run_id, uid, items, uid not in snap.user_row, unknown)
+        return StyledRanking(snap.run_id, uid, items, uid not in snap.user_row, unknown, notes)
 
     def _rank(self, snap: RunSnapshot, uid: str, candidates: Iterable[Any], k: int | None,
               experiment: str | Experiment | None, unknown: list[str] | None = None,
@@ -375,13 +393,15 @@ class PersonalizationService:
 
     def recommend_response(self, user_id: str | int, k: int = 10, exclude_seen: bool = True,
                            experiment: str | Experiment | None = None,
-                           style: str | None = None) -> Ranking:
+                           style: str | None = None) -> Ranking | StyledRanking:
         """:meth:`recommend` plus ``cold_start`` (``unknown_items`` is always empty)."""
         snap = self._snap
         uid = _norm_id(user_id, "user_id")
-        notes: dict[str, StyleNote] | None = {} if style is not None else None
+        notes: dict[str, StyleNote] = {}
         items = self._recommend(snap, uid, k, exclude_seen, experiment, style, notes)
-        return Ranking(snap.run_id, uid, items, uid not in snap.user_row, [], notes)
+        if style is None:
+            return Ranking(snap.run_id, uid, items, uid not in snap.user_row, [])
+        return StyledRanking(snap.run_id, uid, items, uid not in snap.user_row, [], notes)
 
     def _recommend(self, snap: RunSnapshot, uid: str, k: int, exclude_seen: bool,
                    experiment: str | Experiment | None, style: str | None = None,
