@@ -53,6 +53,8 @@ SYNONYM_WEIGHT = 0.8
 SIMILARITY_WEIGHT = 0.3
 #: Least centred-code cosine for a style with no words of its own to be listed.
 SIMILAR_MIN = 0.6
+#: Least cosine for a word match to also say whom it looks like (weaker is no reason).
+SIMILAR_NOTE = 0.3
 
 STOP_WORDS = frozenset({
     "a", "an", "the", "and", "or", "of", "with", "for", "in", "on", "to", "like", "look",
@@ -296,7 +298,7 @@ class StyleSearch:
             why = list(reasons[s])
             if text[s] == 0 and sim < SIMILAR_MIN:
                 continue
-            if sim > 0 and int(src) != s:
+            if sim > 0 and int(src) != s and cos >= SIMILAR_NOTE:
                 why.append(f"looks like {self.entries[int(src)].style_id} "
                            f"({self.entries[int(src)].name}; code similarity {cos:.2f})")
             hits.append(SearchHit(self.entries[s].style_id, self.entries[s].name,
