@@ -239,6 +239,17 @@ def item_category(item: Any) -> str | None:
     return None if cat is None or cat != cat or cat == "" else str(cat)
 
 
+def item_categories(items_path: Path) -> list[str | None]:
+    """The distinct product categories of the run's catalogue (None: items without one)."""
+    import pandas as pd
+
+    frame = pd.read_parquet(items_path)
+    if "category" not in frame.columns:
+        return [None]
+    return list(dict.fromkeys(None if pd.isna(c) or c == "" else str(c)
+                              for c in frame["category"]))
+
+
 def render_counts(rows: Iterable[tuple[dict[str, Any] | None, str | None]]) -> dict[str, int]:
     """How many (item, segment) renders each control changed, from ``(condition, category)``."""
     n: Counter[str] = Counter()

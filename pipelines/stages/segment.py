@@ -12,10 +12,9 @@ import json
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from pipelines.cache import condition_hash
-from pipelines.controls import NightControls, load_previous_conditions
+from pipelines.controls import NightControls, item_categories, load_previous_conditions
 from pipelines.runner import RunContext
 from pipelines.stages.artifacts import (
     CONDITIONS,
@@ -78,8 +77,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     acted = controls.apply(
         conditions, segmenter=segmenter, centroids=centroids, style_emb=style_emb,
         style_ids=style_ids, raw_codes=raw, blend=StyleSpace.blend, hasher=condition_hash,
-        categories=pd.read_parquet(ctx.run_dir / ITEMS, columns=["category"])["category"]
-        .map(lambda c: None if pd.isna(c) or c == "" else str(c)).unique().tolist(),
+        categories=item_categories(ctx.run_dir / ITEMS),
         previous=load_previous_conditions(prev_dir, CONDITIONS),
     )
     (ctx.run_dir / CONDITIONS).write_text(json.dumps(conditions, indent=1))
