@@ -9,6 +9,9 @@ a SQLite store exactly like a nightly run):
   p99 over ``--calls`` calls, single-threaded and with 8 threads (each thread
   timing its own calls); 2% of the requests come from unknown users;
 * ``rank(user, 10,000 candidates)``, 100 calls single-threaded;
+* ``rank(user, 100 candidates, style=...)``: a shopper's chosen style
+  (``recsys.serving.overrides``: every item shown in the cached condition nearest that
+  style), beside ``rank`` without it (``rank_style_p50_ratio``; issue 15 asks <= 1.2);
 * resident memory of the serving process after loading the run, and the part
   of it the loaded run takes (RSS after load minus RSS before), plus peak RSS.
 
@@ -171,8 +174,10 @@ def main() -> int:
         top = np.argpartition(-s, 10)[:10]
         return [snap.item_ids[j] for j in top[np.argsort(-s[top])].tolist()]
 
+    styles = snap.style_ids
     calls: dict[str, Callable[[int], Any]] = {
         "rank": lambda i: svc.rank(users[i], cands[i]),
+        "rank_style": lambda i: svc.rank(users[i], cands[i], style=styles[i % len(styles)]),
         "numpy_rank": peer_rank,
         "recommend": lambda i: svc.recommend(users[i], 10),
         "numpy_recommend": peer_recommend,
@@ -232,12 +237,18 @@ def main() -> int:
         "numpy_rank_p99_ms": results["numpy_rank_t1"]["p99"],
         "numpy_recommend_p99_ms": results["numpy_recommend_t1"]["p99"],
         "rank_p50_ratio": results["rank_t1"]["p50"] / results["numpy_rank_t1"]["p50"],
+        "rank_style_p50_ms": results["rank_style_t1"]["p50"],
+        "rank_style_p99_ms": results["rank_style_t1"]["p99"],
+        "rank_style_p50_ratio": results["rank_style_t1"]["p50"] / results["rank_t1"]["p50"],
+        "rank_style_p99_ratio": results["rank_style_t1"]["p99"] / results["rank_t1"]["p99"],
         "recommend_p50_ratio": (results["recommend_t1"]["p50"]
                                 / results["numpy_recommend_t1"]["p50"]),
         "rss_mb": round(rss_after, 1), "run_rss_mb": round(rss_after - rss_before, 1),
         "peak_rss_mb": round(peak, 1), "cpus": os.cpu_count(),
         "load_average": os.getloadavg()[0],
     }
+    print(f"rank with a style override / without: p50 {summary['rank_style_p50_ratio']:.2f}x, "
+          f"p99 {summary['rank_style_p99_ratio']:.2f}x")
     print(f"service / numpy at p50: rank {summary['rank_p50_ratio']:.2f}x, "
           f"recommend {summary['recommend_p50_ratio']:.2f}x")
     if args.json:

@@ -268,6 +268,7 @@ def write_style_library(root: Path, styles: pd.DataFrame, size: int, seed: int =
     gives them embeddings from their codes, as any new style.
     """
     from demo.materials import MATERIAL_STRENGTH, MATERIALS, draw_material
+    from demo.style_descriptions import describe
 
     rows = styles.assign(strength=f"{ARTWORK_STRENGTH:g}")
     extra = []
@@ -277,6 +278,12 @@ def write_style_library(root: Path, styles: pd.DataFrame, size: int, seed: int =
         extra.append({"style_id": f"m-{name}", "name": name, "image_uri": uri,
                       "tags": ";".join(tags), "strength": f"{MATERIAL_STRENGTH:g}"})
     library = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
+    # Words for the search (English and Chinese tags, a description per style).
+    words = [describe(str(n)) for n in library["name"]]
+    library["tags"] = [";".join(dict.fromkeys([*str(t).split(";"), *w[1]]))
+                       for t, w in zip(library["tags"], words, strict=True)]
+    library["description"] = [w[0] for w in words]
+    library["enabled"] = "true"
     path = root / "library.csv"
     library.to_csv(path, index=False)
     return path

@@ -372,6 +372,24 @@ class StyleFactors:
             s = s + np.asarray(styled)[safe] * np.float32(style_vector @ pu)
         return np.where(ok, s, np.float32(self.prior)).astype(np.float32)
 
+    def score_user_conditions(self, user_row: int, rows: np.ndarray,
+                              condition_vectors: np.ndarray, shown: np.ndarray) -> np.ndarray:
+        """One user's scores of item ``rows`` where each item shows its own condition.
+
+        ``shown[j]`` indexes ``condition_vectors`` (blend embeddings) for row ``j``
+        (``-1``: no render shown, no style term).  A shopper's style override
+        shows different cached conditions on different items; the formula is
+        :meth:`score_user_items`'s with a per-item style vector.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        s = self.score_user_items(user_row, rows)
+        vectors = np.asarray(condition_vectors, np.float32)
+        if not 0 <= user_row < self.n_users or len(vectors) == 0:
+            return s
+        terms = np.append(vectors @ self.user_factors[user_row], np.float32(0.0))
+        extra = terms[np.asarray(shown, np.int64)]  # -1 -> the appended 0
+        return np.where(rows >= 0, s + extra, s).astype(np.float32)
+
     def recommend_user(self, user_row: int, k: int, exclude: np.ndarray | None = None,
                        style_vector: np.ndarray | None = None,
                        styled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

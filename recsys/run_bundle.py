@@ -85,6 +85,10 @@ STYLE_INDEX = "style_index"
 ITEM_INDEX = "item_index"
 SEGMENTATION = "segmentation"
 CONDITIONS = "conditions.json"
+CONTROL_KEYS = ("base", "pinned", "displaced", "category_variants")
+"""Keys a condition may carry from :mod:`pipelines.controls`: ``base`` (the segment's own
+blend when a pin changed what is rendered), ``pinned``, ``displaced`` (disabled styles the
+blend would have used) and ``category_variants`` (the blend per blocked category)."""
 LEGACY_STYLE_SPACE = "style_space.npz"  # format 1 only: the same whitening, a second time
 
 TABLES: tuple[str, ...] = (EVENTS, ITEMS_RAW, STYLES_RAW, ITEMS, STYLES, TOP_STYLES)
@@ -431,7 +435,7 @@ class RunBundle:
             raise ValueError(f"conditions name segments {sorted(by_id)}, the segmentation {ids}")
         for sid in ids:
             mine = seg.conditions[sid]
-            row = by_id[sid]
+            row = by_id[sid].get("base") or by_id[sid]  # a pinned condition keeps its own blend
             if (tuple(str(s) for s in row["style_ids"]) != tuple(mine.style_ids)
                     or not np.allclose(row["weights"], mine.weights)):
                 raise ValueError(f"segment {sid}: condition differs from the segmentation's")
@@ -459,6 +463,9 @@ class RunBundle:
                 r["code"] = [float(x) for x in np.asarray(row["code"]).ravel()]
             if row.get("condition_hash") is not None:
                 r["condition_hash"] = str(row["condition_hash"])
+            for key in CONTROL_KEYS:  # what the merchandising controls changed (JSON values)
+                if row.get(key) is not None:
+                    r[key] = row[key]
             out.append(r)
         _write_json(self.path(CONDITIONS), out)
         self._wrote(CONDITIONS)
@@ -516,7 +523,8 @@ class RunBundle:
         })
         return Segmentation(
             segment_ids=sids, centroids=centroids,
-            conditions={s: SegmentCondition.from_dict(conds[s]) for s in sids},
+            conditions={s: SegmentCondition.from_dict(conds[s].get("base") or conds[s])
+                        for s in sids},
             assignment=frame, default_segment=str(meta["default_segment"]),
             next_index=int(meta["next_index"]),
         )

@@ -35,6 +35,8 @@ pandas objects; a ``Store`` may be shared between threads)::
     store.read_user_segments(run_id) -> DataFrame[user_id, segment_id]
     store.write_segment_conditions(run_id, rows) -> int   # segment_id, condition_hash, style_ids, weights, code, n_users
     store.read_segment_conditions(run_id) -> DataFrame
+    store.save_style_library(run_id, digest, source, entries, day=None)   # the library a run used
+    store.style_library_for_run(run_id) -> {digest, source, day, entries} | None
 
     # render index (content-addressed renders shared between runs; run_renders links them for gc)
     store.add_render(key, item_id, condition_hash, uri, run_id, params=None) -> bool (new?)

@@ -50,6 +50,7 @@ from .rows import DEFAULT_CHUNK_SIZE
 from .runs import RunNotReadyError, RunRepository
 from .schema import current_revision, ensure_schema, head_revision
 from .segments import SegmentRepository
+from .style_library import StyleLibraryRepository
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -103,6 +104,7 @@ class Store:
         self.segments = SegmentRepository(self.db)
         self.renders = RenderRepository(self.db)
         self.quarantine = QuarantineRepository(self.db)
+        self.style_libraries = StyleLibraryRepository(self.db)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -181,6 +183,11 @@ class Store:
     read_user_segments = _forward("segments", SegmentRepository.read_user_segments)
     write_segment_conditions = _forward("segments", SegmentRepository.write_segment_conditions)
     read_segment_conditions = _forward("segments", SegmentRepository.read_segment_conditions)
+
+    # ----------------------------------------------------------------- style libraries
+    save_style_library = _forward("style_libraries", StyleLibraryRepository.save_style_library)
+    style_library_for_run = _forward("style_libraries",
+                                     StyleLibraryRepository.style_library_for_run)
 
     # ----------------------------------------------------------------- renders
     add_render = _forward("renders", RenderRepository.add_render)

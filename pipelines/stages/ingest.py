@@ -17,6 +17,7 @@ from data.loading import load_events, load_items, load_styles
 from data.paths import UnsafePathError, resolve_under
 from data.validation import DuplicateFilter
 from pipelines.context import RunContext
+from pipelines.controls import record_library
 from recsys.run_bundle import EVENTS, ITEMS_RAW, STYLES_RAW
 
 UNSAFE_PATH = "unsafe_path"
@@ -48,6 +49,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     inputs = cfg.inputs
     items_res = load_items(cfg.path(inputs.catalog))
     styles_res = load_styles(cfg.path(inputs.styles))
+    record_library(ctx)  # the described library, validated (errors name the line), kept with the run
     for res, source in ((items_res, "catalog"), (styles_res, "styles")):
         if len(res.quarantine):
             ctx.store.add_quarantine(ctx.run_id, source, res.quarantine)

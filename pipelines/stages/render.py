@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipelines.cache import RenderCache, render_key
 from pipelines.context import RunContext
+from pipelines.controls import conditions_for, item_category, render_counts
 from pipelines.executors import RenderJob, make_executor
 from pipelines.stages.common import chosen_items, condition_params
 from recsys.run_bundle import ITEMS
@@ -45,8 +46,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
     conditions = ctx.bundle.read_conditions()
     generator = cfg.path(cfg.render.generator) if cfg.render.generator else None
     version, generator_sha = render_model_version(generator)
-    codes = np.asarray([c["code"] for c in conditions], dtype=np.float32)
-    strengths, cond_params = condition_params(ctx, conditions)
+    # Controls (pipelines.controls): per product category, the segment conditions it may take.
+    per_category: dict[str | None, tuple[Any, ...]] = {}
+    control_rows: list[tuple[dict[str, Any] | None, str | None]] = []
 
     # A render's file is keyed by its content (image bytes, condition, model, params):
     # items that share one image file share the file, rendered once.  Each item still
@@ -57,9 +59,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
     sharers: dict[str, list[str]] = {}  # a job's item -> every item whose image it renders
     scheduled: dict[str, str] = {}  # content key -> the item whose job renders it
     for item in items.itertuples(index=False):
+        cat = item_category(item)
+        if cat not in per_category:
+            per_category[cat] = _category_conditions(ctx, conditions, cat)
+        conds, codes, strengths, cond_params, all_conds = per_category[cat]
+        control_rows.extend((c, cat) for c in all_conds)
         contents = [render_key(item.image_hash, code, version, cp)
                     for code, cp in zip(codes, cond_params, strict=True)]
-        for content, cond, cp in zip(contents, conditions, cond_params, strict=True):
+        for content, cond, cp in zip(contents, conds, cond_params, strict=True):
             row = {
                 "key": index_key(content, str(item.item_id)), "item_id": item.item_id,
                 "condition_hash": cond["condition_hash"], "uri": cache.relpath(content),
@@ -77,7 +84,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
             jobs.append(RenderJob(
                 item_id=item.item_id, image_path=item.image_path,
                 keys=[contents[i] for i in pick], codes=codes[pick],
-                condition_hashes=[conditions[i]["condition_hash"] for i in pick],
+                condition_hashes=[conds[i]["condition_hash"] for i in pick],
                 scene_strengths=[strengths[i] for i in pick],
             ))
             for k in contents:
@@ -131,5 +138,17 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "product_delta_e_median": round(float(np.median(fidelity)), 3) if fidelity else None,
         "rim_median": round(float(np.median(rims)), 4) if rims else None,
         "rim_max": round(float(np.max(rims)), 4) if rims else None,
-        "scene_strengths": sorted(set(strengths)),
+        "scene_strengths": sorted({s for v in per_category.values() for s in v[2]}),
+        "controls": render_counts(control_rows),
     }
+
+
+def _category_conditions(ctx: RunContext, conditions: list[dict[str, Any]],
+                         category: str | None) -> tuple[Any, ...]:
+    """(conditions, codes, strengths, key params, per-segment list) for one product category."""
+    every = conditions_for(conditions, category)
+    live = [c for c in every if c is not None]
+    strengths, params = condition_params(ctx, live) if live else ([], [])
+    codes = (np.asarray([c["code"] for c in live], dtype=np.float32) if live
+             else np.zeros((0, 1), np.float32))
+    return live, codes, strengths, params, every

@@ -17,8 +17,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from data.paths import resolve_under
-from pipelines.cache import RenderCache, render_key
+from pipelines.cache import RenderCache
 from pipelines.context import STAGES, RunContext, check_run_id
+from pipelines.controls_report import controls_section, render_path
 from pipelines.report import (
     Section,
     Table,
@@ -29,7 +30,7 @@ from pipelines.report import (
     style_map_layout,
     write_html,
 )
-from pipelines.stages.common import chosen_items, condition_params
+from pipelines.stages.common import chosen_items
 from recsys.run_bundle import EVENTS, ITEMS, STYLES
 from recsys.segments import Segmentation
 from stylizer.image_io import load_image
@@ -173,10 +174,9 @@ def _segment_sheets(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]
     sample = items.sort_values("pop", ascending=False, kind="stable").head(SHEET_ITEMS)
     cache = RenderCache(cfg.path(cfg.outputs.render_dir), cfg.render.format, cfg.render.quality)
     version = model_version()
-    _, cond_params = condition_params(ctx, conditions)
     originals = [load_image(p, max_side=THUMB).rgb for p in sample["image_path"]]
     subsections: list[Section] = []
-    for cond, params in zip(conditions, cond_params, strict=True):
+    for cond in conditions:
         sid = cond["segment_id"]
         sub = Section(f"segment-{sid}", f"Segment {sid} ({cond['n_users']} shoppers)")
         names = [str(styles.loc[s, "name"]) if s in styles.index else s for s in cond["style_ids"]]
@@ -184,9 +184,8 @@ def _segment_sheets(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]
         sub.paragraphs.append(f"Style blend: {blend}.")
         renders: list[np.ndarray | None] = []
         for item in sample.itertuples(index=False):
-            key = render_key(item.image_hash, np.asarray(cond["code"], np.float32), version, params)
-            path = cache.path(key)
-            renders.append(load_image(path, max_side=THUMB).rgb if path.is_file() else None)
+            path = render_path(ctx, cache, version, item, cond)  # the item's category's condition
+            renders.append(load_image(path, max_side=THUMB).rgb if path is not None else None)
         style_thumbs = [load_image(styles.loc[s, "image_path"], max_side=THUMB).rgb
                         for s in cond["style_ids"] if s in styles.index]
         name = figure_name("sheet", sid)
@@ -337,7 +336,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     builders = [
         lambda: _data_quality(ctx), lambda: _model_metrics(ctx, out),
         lambda: _segments(ctx, out, conditions), lambda: _map(ctx, out, conditions, seg),
-        lambda: _renders(ctx), lambda: _timings(ctx, out),
+        lambda: _renders(ctx), lambda: controls_section(ctx, out, conditions),
+        lambda: _timings(ctx, out),
     ]
     # A bar on a terminal (the segment sheets decode renders: seconds on a large K).
     sections = [build() for build in tqdm(builders, desc="report", unit="section",

@@ -14,6 +14,8 @@ import numpy as np
 
 from pipelines.cache import condition_hash
 from pipelines.context import RunContext
+from pipelines.controls import NightControls, item_categories, previous_conditions
+from recsys.run_bundle import ITEMS
 from recsys.segments import UserSegmenter
 from stylizer.style_space import StyleSpace
 
@@ -27,6 +29,11 @@ def run(ctx: RunContext) -> dict[str, Any]:
     codes = bundle.read_codes()
     style_ids = codes.style_ids
     style_emb = bundle.read_style_embeddings().embeddings
+    # Merchandising controls (pipelines.controls): disabled styles never enter a condition.
+    controls = NightControls.for_run(ctx)
+    usable = [n for n, s in enumerate(style_ids) if controls.usable(s)]
+    if not usable:
+        raise ValueError("every style of the library is disabled or out of its dates tonight")
 
     previous = None
     prev_bundle = ctx.previous_bundle
@@ -34,9 +41,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
         previous = prev_bundle.read_segmentation(
             ctx.store.read_user_segments(ctx.previous_run_id))
     k = min(seg_cfg.k, len(user_ids))
-    segmenter = UserSegmenter(n_segments=k, n_blend=min(seg_cfg.n_blend, len(style_ids)),
+    segmenter = UserSegmenter(n_segments=k, n_blend=min(seg_cfg.n_blend, len(usable)),
                               seed=ctx.config.model.seed)
-    segmenter.fit(model.user_factors_, user_ids, style_emb, style_ids, previous=previous)
+    segmenter.fit(model.user_factors_, user_ids, style_emb[usable],
+                  [style_ids[n] for n in usable], previous=previous)
     seg = segmenter.to_segmentation()
 
     raw = dict(zip(style_ids, codes.style_codes, strict=True))
@@ -52,6 +60,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "code": [float(x) for x in code],
             "condition_hash": condition_hash(code),
         })
+    centroids = dict(zip(segmenter.segment_ids_, segmenter.centroids_, strict=True))
+    displaced = controls.displaced(conditions, segmenter, centroids, style_emb, style_ids)
+    acted = controls.apply(
+        conditions, segmenter=segmenter, centroids=centroids, style_emb=style_emb,
+        style_ids=style_ids, raw_codes=raw, blend=StyleSpace.blend, hasher=condition_hash,
+        categories=item_categories(bundle.read_table(ITEMS)),
+        previous=previous_conditions(prev_bundle),
+    )
     bundle.write_segments(seg, conditions)
     ctx.store.write_user_segments(ctx.run_id, seg.assignment[["user_id", "segment_id"]])
     kept = [bool(x) for x in getattr(segmenter, "kept_condition_", [])]
@@ -64,4 +80,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
         # segment gets them, and the report counts them as "no signal", not as a style.
         "no_signal_users": int((np.linalg.norm(model.user_factors_, axis=1) == 0).sum()),
         "matched_previous": previous is not None,
+        "controls": {**acted, "excluded_styles": controls.excluded(style_ids),
+                     "conditions_displaced": displaced},
     }

@@ -15,7 +15,13 @@ Endpoints (JSON in, JSON out):
   run are listed in ``unknown_items`` and not scored;
 * ``POST /recommend`` ``{"user_id", "k": 10, "exclude_seen": true, "experiment": null}``
   -> the same shape (``unknown_items`` empty);
-* ``GET /health`` -> ``{"status": "ok", "run_id", "users", "items", "segments", "renders"}``.
+* ``GET /health`` -> ``{"status": "ok", "run_id", "users", "items", "segments", "renders"}``;
+* ``"style": "<style_id>"`` in ``/rank`` and ``/recommend``: the shopper's chosen look
+  (:mod:`recsys.serving.overrides`); each item then carries ``style_status`` (``exact``,
+  ``closest``, ``refused``, ``unavailable``) and ``style_reason``;
+* ``POST /image`` ``{"user_id", "item_id", "style": null, "experiment": null}`` -> ``{"run_id",
+  "user_id", "item_id", "image_uri", "style_ids", "style_status", "style_reason"}``; a style
+  the library blocks for the item's category is refused with 409 and the reason.
 
 ``image_uri`` is relative to the render root (renders: ``style_ids`` non-empty)
 or to the image root (originals), or a URL when the service was given URL
@@ -50,7 +56,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsys.serving.service import MAX_CANDIDATES, PersonalizationService, Ranking
+from recsys.serving.service import (
+    MAX_CANDIDATES,
+    PersonalizationService,
+    Ranking,
+    StyledRanking,
+)
 
 MAX_BODY_BYTES = 1 << 20
 """Default request body limit (1 MiB): a 100k-candidate list of short ids fits."""
@@ -95,6 +106,7 @@ class RankRequest(BaseModel):
     candidates: list[Id] = Field(max_length=MAX_CANDIDATES)
     k: StrictInt | None = Field(default=None, ge=0)
     experiment: ExperimentName | None = None
+    style: Id | None = None
 
 
 class RecommendRequest(BaseModel):
@@ -106,6 +118,30 @@ class RecommendRequest(BaseModel):
     k: StrictInt = Field(default=10, ge=1, le=MAX_CANDIDATES)
     exclude_seen: StrictBool = True
     experiment: ExperimentName | None = None
+    style: Id | None = None
+
+
+class ImageRequest(BaseModel):
+    """Body of ``POST /image``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Id
+    item_id: Id
+    style: Id | None = None
+    experiment: ExperimentName | None = None
+
+
+class ImageResponse(BaseModel):
+    """Answer of ``/image``: the image one shopper sees for one item (and how it was chosen)."""
+
+    run_id: str
+    user_id: str
+    item_id: str
+    image_uri: str | None
+    style_ids: list[str]
+    style_status: str | None = None
+    style_reason: str | None = None
 
 
 class RankedItemOut(BaseModel):
@@ -116,6 +152,8 @@ class RankedItemOut(BaseModel):
     image_uri: str | None
     segment_id: str
     style_ids: list[str]
+    style_status: str | None = None
+    style_reason: str | None = None
 
 
 class RankingResponse(BaseModel):
@@ -139,7 +177,8 @@ class HealthResponse(BaseModel):
     renders: int
 
 
-def _response(ans: Ranking) -> dict[str, Any]:
+def _response(ans: Ranking | StyledRanking) -> dict[str, Any]:
+    notes = getattr(ans, "style_notes", None) or {}
     return {
         "run_id": ans.run_id,
         "user_id": ans.user_id,
@@ -147,7 +186,9 @@ def _response(ans: Ranking) -> dict[str, Any]:
         "unknown_items": ans.unknown_items,
         "items": [
             {"item_id": r.item_id, "score": r.score, "image_uri": r.image_uri,
-             "segment_id": r.segment_id, "style_ids": list(r.style_ids)}
+             "segment_id": r.segment_id, "style_ids": list(r.style_ids),
+             **({"style_status": notes[r.item_id].status,
+                 "style_reason": notes[r.item_id].reason} if r.item_id in notes else {})}
             for r in ans.items
         ],
     }
@@ -251,18 +292,39 @@ def create_app(service: PersonalizationService, refresh_interval_s: float | None
         # Same shape as the validation errors, so clients parse one format.
         return _error(422, ["body"], str(exc)[:300], "value_error")
 
-    @app.post("/rank", response_model=RankingResponse)
+    # exclude_unset: style_status/style_reason appear only when a style was asked for.
+    @app.post("/rank", response_model=RankingResponse, response_model_exclude_unset=True)
     def rank(req: RankRequest) -> dict[str, Any]:
         """Rank ``candidates`` for ``user_id``, best first, with the image to show."""
         return _response(service.rank_response(req.user_id, req.candidates, k=req.k,
-                                               experiment=req.experiment))
+                                               experiment=req.experiment, style=req.style))
 
-    @app.post("/recommend", response_model=RankingResponse)
+    # exclude_unset: style_status/style_reason appear only when a style was asked for.
+    @app.post("/recommend", response_model=RankingResponse, response_model_exclude_unset=True)
     def recommend(req: RecommendRequest) -> dict[str, Any]:
         """The ``k`` best items of the whole catalogue for ``user_id``."""
         return _response(service.recommend_response(req.user_id, req.k,
                                                     exclude_seen=req.exclude_seen,
-                                                    experiment=req.experiment))
+                                                    experiment=req.experiment, style=req.style))
+
+    @app.post("/image", response_model=ImageResponse,
+              responses={409: {"description": "the style is refused for this item"}})
+    def image(req: ImageRequest) -> Any:
+        """The image ``user_id`` sees for ``item_id`` (in the chosen ``style`` when given)."""
+        if req.style is None:  # what rank would show for it (one run answers)
+            got = service.rank_response(req.user_id, [req.item_id], experiment=req.experiment)
+            it = got.items[0] if got.items else None
+            return {"run_id": got.run_id, "user_id": req.user_id, "item_id": req.item_id,
+                    "image_uri": None if it is None else it.image_uri,
+                    "style_ids": [] if it is None else list(it.style_ids)}
+        run_id = service.run_id
+        ans = service.image_for(req.user_id, req.item_id, experiment=req.experiment,
+                                style=req.style)
+        if ans.status == "refused":
+            return _error(409, ["body", "style"], ans.reason, "style_refused")
+        return {"run_id": run_id, "user_id": req.user_id, "item_id": req.item_id,
+                "image_uri": ans.image_uri, "style_ids": list(ans.style_ids),
+                "style_status": ans.status, "style_reason": ans.reason}
 
     @app.get("/health", response_model=HealthResponse)
     def health() -> dict[str, Any]:
@@ -280,5 +342,5 @@ def create_app(service: PersonalizationService, refresh_interval_s: float | None
     return app
 
 
-__all__ = ["MAX_BODY_BYTES", "BodyLimit", "HealthResponse", "RankRequest", "RankingResponse",
-           "RecommendRequest", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "BodyLimit", "HealthResponse", "ImageRequest", "ImageResponse",
+           "RankRequest", "RankingResponse", "RecommendRequest", "create_app"]

@@ -68,6 +68,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from recsys.experiments.assignment import HOLDOUT, Experiment
+from recsys.serving.overrides import StyledImage, StyleNote, StyleOverrides
 from recsys.serving.snapshot import RankedItem, RunSnapshot, load_snapshot
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,21 @@ class Ranking(NamedTuple):
     items: list[RankedItem]
     cold_start: bool
     unknown_items: list[str]
+
+
+class StyledRanking(NamedTuple):
+    """A :class:`Ranking` for a shopper's chosen style, plus how the override went per item.
+
+    A separate type (not a sixth field of ``Ranking``) so that answers without a
+    style keep their exact shape, tuple equality included.
+    """
+
+    run_id: str
+    user_id: str
+    items: list[RankedItem]
+    cold_start: bool
+    unknown_items: list[str]
+    style_notes: dict[str, StyleNote]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +160,7 @@ class PersonalizationService:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._freeze_gc = freeze_gc
+        self._overrides: StyleOverrides | None = None  # built on the first style= call
         if freeze_gc:
             freeze_gc_now()
 
@@ -261,30 +278,39 @@ class PersonalizationService:
 
     # ------------------------------------------------------------------ rank
     def rank(self, user_id: str | int, candidate_item_ids: Iterable[str | int],
-             k: int | None = None, experiment: str | Experiment | None = None
-             ) -> list[RankedItem]:
+             k: int | None = None, experiment: str | Experiment | None = None,
+             style: str | None = None) -> list[RankedItem]:
         """Rank candidates for a user, best first, with the image to show.
 
         Duplicates are dropped (first occurrence kept); ties keep the input
         order; ``k`` cuts the list (``None``: all).  Ids unknown to the run are
         left out (:meth:`rank_response` lists them); at most
-        :data:`MAX_CANDIDATES` ids per call (``ValueError`` beyond).
+        :data:`MAX_CANDIDATES` ids per call (``ValueError`` beyond).  ``style``: the
+        shopper's chosen style (:mod:`recsys.serving.overrides`; :meth:`rank_response`
+        says per item whether it was exact, the closest cached look or refused).
         """
         return self._rank(self._snap, _norm_id(user_id, "user_id"), candidate_item_ids, k,
-                          experiment)
+                          experiment, style=style)
 
     def rank_response(self, user_id: str | int, candidate_item_ids: Iterable[str | int],
-                      k: int | None = None, experiment: str | Experiment | None = None
-                      ) -> Ranking:
-        """:meth:`rank` plus the fallbacks: ``cold_start`` and the ``unknown_items``."""
+                      k: int | None = None, experiment: str | Experiment | None = None,
+                      style: str | None = None) -> Ranking | StyledRanking:
+        """:meth:`rank` plus the fallbacks: ``cold_start`` and ``unknown_items``.
+
+        With ``style``: a :class:`StyledRanking`, which adds ``style_notes``.
+        """
         snap = self._snap
         uid = _norm_id(user_id, "user_id")
         unknown: list[str] = []
-        items = self._rank(snap, uid, candidate_item_ids, k, experiment, unknown)
-        return Ranking(snap.run_id, uid, items, uid not in snap.user_row, unknown)
+        notes: dict[str, StyleNote] = {}
+        items = self._rank(snap, uid, candidate_item_ids, k, experiment, unknown, style, notes)
+        if style is None:
+            return Ranking(snap.run_id, uid, items, uid not in snap.user_row, unknown)
+        return StyledRanking(snap.run_id, uid, items, uid not in snap.user_row, unknown, notes)
 
     def _rank(self, snap: RunSnapshot, uid: str, candidates: Iterable[Any], k: int | None,
-              experiment: str | Experiment | None, unknown: list[str] | None = None
+              experiment: str | Experiment | None, unknown: list[str] | None = None,
+              style: str | None = None, notes: dict[str, StyleNote] | None = None
               ) -> list[RankedItem]:
         if k is not None:
             self._check_k(k, 0)
@@ -306,11 +332,34 @@ class PersonalizationService:
             return []
         _, seg, urow = snap.user_vector(uid)
         treated = self._treated(uid, experiment)
-        scores = snap.scores(rows, urow, seg, treated)
+        ov, sid = self._override(snap, style, treated)
+        scores = (snap.scores(rows, urow, seg, treated) if ov is None
+                  else ov.scores(rows, urow, sid, seg))
         order = np.argsort(-scores, kind="stable")
         if k is not None:
             order = order[:k]
-        return snap.items(ids, rows, scores, order, seg, treated)
+        if ov is None:
+            return snap.items(ids, rows, scores, order, seg, treated)
+        items, codes = ov.ranked(ids, rows, scores, order, seg, sid)
+        if notes is not None:
+            notes.update(ov.notes(items, codes, sid))
+        return items
+
+    def _override(self, snap: RunSnapshot, style: Any, treated: bool
+                  ) -> tuple[StyleOverrides | None, str]:
+        """The run's override tables when a treated shopper chose a style (else None)."""
+        if style is None:
+            return None, ""
+        sid = _norm_id(style, "style")
+        ov = self._overrides
+        if ov is None or ov.snap is not snap:
+            with self._refresh_lock:
+                ov = self._overrides
+                if ov is None or ov.snap is not snap:
+                    ov = StyleOverrides.load(self._store, snap, self._render_root)
+                    self._overrides = ov
+        ov.check_style(sid)
+        return (ov if treated else None), sid
 
     def rank_many(self, requests: Sequence[tuple[str | int, Iterable[str | int]]],
                   k: int | None = None, experiment: str | Experiment | None = None
@@ -321,7 +370,8 @@ class PersonalizationService:
 
     # ------------------------------------------------------------- recommend
     def recommend(self, user_id: str | int, k: int = 10, exclude_seen: bool = True,
-                  experiment: str | Experiment | None = None) -> list[RankedItem]:
+                  experiment: str | Experiment | None = None, style: str | None = None
+                  ) -> list[RankedItem]:
         """Top ``k`` items of the whole catalogue, exactly as :meth:`rank` would order them.
 
         Known users: every item of the run scored by the factors core in one
@@ -329,23 +379,46 @@ class PersonalizationService:
         1M users x 100k items, ``docs/benchmarks.md``), the style term of the
         user's segment added to rendered items, seen items excluded, the exact
         top ``k`` by ``argpartition``.  Unknown users: the most popular items.
+        ``style``: the shopper's chosen style; the whole catalogue is then scored
+        with the style term of each item's override image (exact, dense).
         """
         return self._recommend(self._snap, _norm_id(user_id, "user_id"), k, exclude_seen,
-                               experiment)
+                               experiment, style)
 
     def recommend_response(self, user_id: str | int, k: int = 10, exclude_seen: bool = True,
-                           experiment: str | Experiment | None = None) -> Ranking:
+                           experiment: str | Experiment | None = None,
+                           style: str | None = None) -> Ranking | StyledRanking:
         """:meth:`recommend` plus ``cold_start`` (``unknown_items`` is always empty)."""
         snap = self._snap
         uid = _norm_id(user_id, "user_id")
-        items = self._recommend(snap, uid, k, exclude_seen, experiment)
-        return Ranking(snap.run_id, uid, items, uid not in snap.user_row, [])
+        notes: dict[str, StyleNote] = {}
+        items = self._recommend(snap, uid, k, exclude_seen, experiment, style, notes)
+        if style is None:
+            return Ranking(snap.run_id, uid, items, uid not in snap.user_row, [])
+        return StyledRanking(snap.run_id, uid, items, uid not in snap.user_row, [], notes)
 
     def _recommend(self, snap: RunSnapshot, uid: str, k: int, exclude_seen: bool,
-                   experiment: str | Experiment | None) -> list[RankedItem]:
+                   experiment: str | Experiment | None, style: str | None = None,
+                   notes: dict[str, StyleNote] | None = None) -> list[RankedItem]:
         self._check_k(k, 1)
         _, seg, urow = snap.user_vector(uid)
         treated = self._treated(uid, experiment)
+        ov, sid = self._override(snap, style, treated)
+        if ov is not None:  # every item's style term depends on the chosen style: score densely
+            n = len(snap.item_ids)
+            if n == 0:
+                return []
+            cand = np.arange(n)
+            if exclude_seen and urow >= 0:
+                cand = cand[~np.isin(cand, snap.seen_rows(urow))]
+            scores = ov.scores(cand, urow, sid, seg)
+            order = np.lexsort((cand, -scores))[:k]
+            top = cand[order]
+            items, codes = ov.ranked([snap.item_ids[r] for r in top.tolist()], top,
+                                     scores[order], np.arange(len(top)), seg, sid)
+            if notes is not None:
+                notes.update(ov.notes(items, codes, sid))
+            return items
         rows, scores = snap.top(urow, k, seg, treated, exclude_seen)
         ids = [snap.item_ids[r] for r in rows.tolist()]
         return snap.items(ids, rows, scores, np.arange(len(rows)), seg, treated)
@@ -388,10 +461,25 @@ class PersonalizationService:
 
     # ----------------------------------------------------------------- images
     def image_for(self, user_id: str | int, item_id: str | int,
-                  experiment: str | Experiment | None = None) -> str | None:
-        """Render for the user's segment, else the original; ``None`` for an item unknown to the run."""
-        return self._image_for(self._snap, _norm_id(user_id, "user_id"),
-                               _norm_id(item_id, "item_id"), experiment)
+                  experiment: str | Experiment | None = None, style: str | None = None
+                  ) -> str | StyledImage | None:
+        """Render for the user's segment, else the original; ``None`` for an item unknown to the run.
+
+        With ``style`` (a shopper's chosen look) the answer is a
+        :class:`~recsys.serving.overrides.StyledImage`: the image, its ``status``
+        (``exact``, ``closest``, ``refused``, ``unavailable``), the styles shown
+        and the reason -- a style blocked for the item's category is refused
+        there, with the shopper's usual image.  An unknown style is a ``ValueError``.
+        """
+        snap = self._snap
+        uid, iid = _norm_id(user_id, "user_id"), _norm_id(item_id, "item_id")
+        if style is None:
+            return self._image_for(snap, uid, iid, experiment)
+        treated = self._treated(uid, experiment)
+        ov, sid = self._override(snap, style, True)
+        assert ov is not None
+        _, seg, _ = snap.user_vector(uid)
+        return ov.image(snap.item_row.get(iid, -1), seg, sid, iid, treated)
 
     def _image_for(self, snap: RunSnapshot, uid: str, iid: str,
                    experiment: str | Experiment | None) -> str | None:

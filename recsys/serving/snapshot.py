@@ -77,6 +77,7 @@ class RunSnapshot:
         original_uri: list[str | None],
         render_uri: Mapping[tuple[int, int], str],
         render_dir: str | None = None,
+        render_styles: Mapping[tuple[int, int], tuple[str, ...]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.render_dir = render_dir  # where this run's renders live on the server
@@ -111,6 +112,9 @@ class RunSnapshot:
         # Per segment, contiguous float32 (1 = shown rendered): the style term's weight per
         # item, multiplied in without a conversion on every call.
         self.rendered = [_ro(has[:n_items, s].astype(np.float32)) for s in range(n_seg)]
+        # (row, segment) renders made with a category's fallback blend (pipelines.controls):
+        # their own styles, not the segment's (a blocked style is never named as shown).
+        self.render_styles = dict(render_styles or {})
         self.shown_uri = _ro(shown)
         self.n_renders = len(render_uri)
 
@@ -176,6 +180,9 @@ class RunSnapshot:
             styles = self.segment_styles[seg]
             style_col: Iterable[tuple[str, ...]] = [
                 styles if r else () for r in self.has_render[sel, seg].tolist()]
+            if self.render_styles:
+                style_col = [self.render_styles.get((r, seg), st) if st else st
+                             for r, st in zip(sel.tolist(), style_col, strict=True)]
         else:
             uris = self.original[sel].tolist()
             style_col = repeat((), n)
@@ -217,8 +224,8 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
     segs = _segments(bundle, store, run_id, users, model.n_factors)
     # Render URIs stay relative to the run's render folder unless a prefix is given:
     # an answer must not leak (or depend on) where this server keeps its files.
-    renders = _renders(store, run_id, items.item_ids, segs,
-                       None if render_root is None else str(render_root))
+    renders, render_styles = _renders(store, run_id, items.item_ids, segs,
+                                      None if render_root is None else str(render_root))
 
     snap = RunSnapshot(
         run_id=run_id,
@@ -236,6 +243,7 @@ def load_snapshot(store: Any, run_id: str, render_root: str | Path | None = None
         original_uri=items.original_uri,
         render_uri=renders,
         render_dir=params.get("render_root"),
+        render_styles=render_styles,
     )
     log.info("loaded run %s: %d users, %d items (%d cold, %d from image codes), "
              "%d segments, %d renders", run_id, len(users), len(items.item_ids),
@@ -293,6 +301,7 @@ class _Segments(NamedTuple):
     default: int
     user_segment: np.ndarray
     hash_segments: dict[str, list[int]]  # condition hash -> segment rows rendered with it
+    variant_styles: dict[str, tuple[str, ...]]  # fallback blends of blocked categories by hash
 
 
 def _segments(bundle: RunBundle, store: Any, run_id: str, users: list[str], f: int) -> _Segments:
@@ -325,18 +334,26 @@ def _segments(bundle: RunBundle, store: Any, run_id: str, users: list[str], f: i
         user_seg[rows[ok]] = segs[ok].astype(np.int32)
         del seg_df, rows, segs
     hash_seg: dict[str, list[int]] = {}
+    variant_styles: dict[str, tuple[str, ...]] = {}  # fallback blends of blocked categories
     for c in conds:
         if c.get("condition_hash"):
             hash_seg.setdefault(str(c["condition_hash"]), []).append(seg_pos[str(c["segment_id"])])
+        for v in (c.get("category_variants") or {}).values():
+            if v.get("condition_hash"):
+                hash_seg.setdefault(str(v["condition_hash"]), []).append(
+                    seg_pos[str(c["segment_id"])])
+                variant_styles[str(v["condition_hash"])] = tuple(str(s) for s in v["style_ids"])
     return _Segments(styles.style_ids, styles.embeddings, seg_ids, seg_styles, seg_emb,
-                     seg_pos[default], user_seg, hash_seg)
+                     seg_pos[default], user_seg, hash_seg, variant_styles)
 
 
-def _renders(store: Any, run_id: str, item_ids: list[str], segs: _Segments,
-             root: str | None) -> dict[tuple[int, int], str]:
-    """The store's render index of the run as ``(item row, segment row) -> URI``."""
+def _renders(store: Any, run_id: str, item_ids: list[str], segs: _Segments, root: str | None
+             ) -> tuple[dict[tuple[int, int], str], dict[tuple[int, int], tuple[str, ...]]]:
+    """The store's render index of the run as ``(item row, segment row) -> URI``, and the
+    styles of the renders made with a blocked category's fallback blend."""
     rdf = store.renders_for_run(run_id)
     renders: dict[tuple[int, int], str] = {}
+    render_styles: dict[tuple[int, int], tuple[str, ...]] = {}
     if len(rdf):
         item_pos = pd.Index(item_ids, dtype=object).get_indexer(rdf["item_id"].astype(str))
         for r, ch, uri in zip(item_pos.tolist(), rdf["condition_hash"].astype(str).tolist(),
@@ -346,7 +363,9 @@ def _renders(store: Any, run_id: str, item_ids: list[str], segs: _Segments,
             full = _concat_root(root, uri)
             for s in segs.hash_segments.get(ch, ()):
                 renders[(r, s)] = full
-    return renders
+                if ch in segs.variant_styles:
+                    render_styles[(r, s)] = segs.variant_styles[ch]
+    return renders, render_styles
 
 
 def _default_segment(bundle: RunBundle, conds: list[dict[str, Any]]) -> str:
