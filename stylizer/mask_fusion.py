@@ -42,12 +42,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stylizer.masks import ClassicalEstimate, MaskParams, _disk, estimate_classical
+from stylizer.masks import ClassicalEstimate, MaskParams, _disk, _lab, estimate_classical
 
-__all__ = ["MASK_VERSION", "fuse", "fused_mask", "guided_filter", "refine_edge"]
+__all__ = ["MASK_VERSION", "drop_edge_shadows", "fuse", "fused_mask", "guided_filter", "refine_edge"]
 
 #: Bump when the mask a photo gets changes: it keys the on-disk mask cache.
-MASK_VERSION = "fused-1"
+MASK_VERSION = "fused-2"
 
 #: Prior probability at which a pixel counts as salient.
 _PRIOR_ON = 0.5
@@ -61,6 +61,10 @@ _HOLE_GROW = 4
 _MIN_CARVE_FRAC = 0.001
 #: Fraction of an added region's contact with open backdrop that may lack an outline.
 _MAX_OPEN_CONTACT = 0.5
+#: Largest lightness drop (CIELAB L) of a cast shadow on studio paper.
+_SHADOW_MAX_DROP = 30.0
+#: Smallest cast-shadow region carved out of the mask (fraction of the frame).
+_MIN_SHADOW_FRAC = 0.0005
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
@@ -119,6 +123,53 @@ def refine_edge(image: np.ndarray, coarse: np.ndarray, radius: int, eps: float =
     return np.clip(cv2.GaussianBlur(alpha, (0, 0), 0.7), 0.0, 1.0)
 
 
+def drop_edge_shadows(
+    image: np.ndarray, alpha: np.ndarray, bg_lab: np.ndarray, t_lo: float, reach: int
+) -> np.ndarray:
+    """Take the thin cast shadow along a coloured product's edge out of ``alpha`` (full size).
+
+    A shadow strip a few pixels wide beside a legging or under an earring is
+    narrower than a working pixel or two, so the decision at working resolution
+    keeps it, and its outline (the product's edge on one side, the shadow's
+    rim on the other) walls it in.  At full size it is plain to see: the
+    shadow is the paper, darker, with the paper's chroma, while the product
+    next to it has chroma of its own.  So within ``reach`` px inside the edge, a
+    pixel darker than the backdrop with under 40 % of the chroma of the product
+    around it (and under ``1.5 t_lo`` away from the paper's), connected to the
+    outside through such pixels, is backdrop.  Neutral products (black, grey,
+    white) have no chroma to tell them from a shadow and are left alone.
+    """
+    lab = _lab(image)
+    d = lab - bg_lab
+    chroma = np.hypot(d[..., 1], d[..., 2])
+    core = (cv2.erode((alpha >= 0.99).astype(np.uint8), _disk(reach)) > 0).astype(np.float32)
+    k = (4 * reach + 1, 4 * reach + 1)
+    weight = cv2.boxFilter(core, -1, k, normalize=False)
+    local = cv2.boxFilter(chroma * core, -1, k, normalize=False) / np.maximum(weight, 1.0)
+    edge = (alpha > 0.0) & (core == 0)
+    shade = (
+        edge
+        & (weight > 0)
+        & (local >= 3.0 * t_lo)
+        & (chroma < np.minimum(0.4 * local, 1.5 * t_lo + 0.2 * local))
+        & (d[..., 0] < 0.0)
+        & (d[..., 0] > -_SHADOW_MAX_DROP)
+    )
+    if not shade.any():
+        return alpha
+    outside = alpha <= 0.0
+    n, labels = cv2.connectedComponents((shade | outside).astype(np.uint8), connectivity=4)
+    touching = np.zeros(n, bool)
+    touching[np.unique(labels[outside])] = True
+    drop = shade & touching[labels]
+    out = alpha.copy()
+    out[drop] = 0.0
+    # Soften the new edge only (one pixel around what was dropped), never raising alpha.
+    near = cv2.dilate(drop.astype(np.uint8), _disk(1)) > 0
+    out[near] = np.minimum(cv2.GaussianBlur(out, (0, 0), 0.6)[near], alpha[near])
+    return out
+
+
 def _components(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)[:3]
 
@@ -137,6 +188,45 @@ def _open_contact(
     if contact.sum() < 3:
         return crop, region, None
     return crop, region, float((~walled[crop][contact]).mean())
+
+
+def _cast_shadows(
+    est: ClassicalEstimate, out: np.ndarray, walled: np.ndarray, area: int
+) -> np.ndarray:
+    """Soft shadows the mask kept beside the product (a scarf's, a legging's, an earring's).
+
+    A cast shadow on studio paper is the paper, darker: no more chroma than the
+    backdrop, a lightness drop of a few to ~30 units, smooth, and it fades into
+    the open backdrop with no outline, while an outline (the product's edge)
+    parts it from the product.  The prior does not help here: its padding
+    covers a shadow hugging the product.  A region of the mask with all of
+    that is backdrop.  Product of the same kind (grey jersey on grey) differs
+    in one of them: it has texture, or an outline towards the backdrop.
+    """
+    d = est.diff
+    chroma = np.hypot(d[..., 1], d[..., 2])
+    shade = (
+        out
+        & (d[..., 0] < -0.5 * est.t_lo)
+        & (d[..., 0] > -_SHADOW_MAX_DROP)
+        & (chroma < 1.5 * est.t_lo)
+        & (est.grad < est.t_edge)
+    )
+    shade = cv2.morphologyEx(shade.astype(np.uint8), cv2.MORPH_OPEN, _disk(1)) > 0
+    carved = np.zeros_like(out)
+    n, labels, stats = _components(shade)
+    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= _MIN_SHADOW_FRAC * area) + 1:
+        crop, region, open_share = _open_contact(labels, stats, i, ~out, walled)
+        if open_share is None or open_share <= _MAX_OPEN_CONTACT:
+            continue  # walled in, or parted from the backdrop by an outline: product
+        if float(np.median(est.grad[crop][region])) >= est.texture:
+            continue  # textured: fabric in the shade, not paper
+        carved[crop] |= region
+    if carved.any():
+        # The shadow's fringe next to the product (its last pixel or two, on the outline band).
+        fringe = cv2.dilate(carved.astype(np.uint8), _disk(1)) > 0
+        carved |= fringe & out & (chroma < 1.5 * est.t_lo) & (d[..., 0] < 0) & ~walled
+    return carved
 
 
 def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray:
@@ -190,18 +280,24 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
         # "smooth": the inside of a handle is shaded by the handle and the bag.)
         # (Where the prior fills a hole too, as it does a mug's handle, nothing here can
         # tell it from a white print walled in by a dark garment: it stays product.)
+        # Either way the wall must look unlike the paper: a patch of white sole walled in
+        # by more white sole (the paper's colour, and the prior blind to it) is product.
+        wall = (cv2.dilate(region.astype(np.uint8), _disk(3)) > 0) & ~region & out[crop]
+        wall_differs = wall.any() and float(flat_colour[crop][wall].mean()) < 0.5
         enclosed_hole = (
             open_share is None
             and float(flat_colour[crop][region].mean()) >= 0.7
             and inside < _PRIOR_ON
         )
-        if enclosed_hole or (around >= _PRIOR_ON and inside <= around - _PRIOR_GAP):
+        deliberate = around >= _PRIOR_ON and inside <= around - _PRIOR_GAP
+        if wall_differs and (enclosed_hole or deliberate):
             # The prior's blur reaches a few pixels into a hole from its rim, where the
             # handle's shade darkens the paper: take the nearly backdrop-coloured pixels
             # next to the carved region too (a bounded step, so it cannot run into
             # white fabric beyond the hole's edge).
             grown = cv2.dilate(region.astype(np.uint8), _disk(_HOLE_GROW)) > 0
             out[crop] &= ~(region | (grown & near_colour[crop]))
+    out &= ~_cast_shadows(est, out, walled, area)
     # Classical parts with no support from a confident prior: a prop or a detached shadow.
     n, labels, stats = _components(out)
     if n > 2:
@@ -228,4 +324,7 @@ def fused_mask(image: np.ndarray, p: MaskParams) -> np.ndarray:
     prior = salient_prior(small)
     binary = fuse(est, prior, p)
     radius = max(2, round(1.5 / scale))
-    return refine_edge(image, binary, radius)
+    alpha = refine_edge(image, binary, radius)
+    # The backdrop model at full size (a smooth quadratic surface: resizing it is exact enough).
+    bg = cv2.resize(_lab(small) - est.diff, (w, h), interpolation=cv2.INTER_LINEAR)
+    return drop_edge_shadows(image, alpha, bg, est.t_lo, reach=radius + 3)
