@@ -63,8 +63,6 @@ _MIN_CARVE_FRAC = 0.001
 _MAX_OPEN_CONTACT = 0.5
 #: Largest lightness drop (CIELAB L) of a cast shadow on studio paper.
 _SHADOW_MAX_DROP = 30.0
-#: Smallest cast-shadow region carved out of the mask (fraction of the frame).
-_MIN_SHADOW_FRAC = 0.0005
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
@@ -190,45 +188,6 @@ def _open_contact(
     return crop, region, float((~walled[crop][contact]).mean())
 
 
-def _cast_shadows(
-    est: ClassicalEstimate, out: np.ndarray, walled: np.ndarray, area: int
-) -> np.ndarray:
-    """Soft shadows the mask kept beside the product (a scarf's, a legging's, an earring's).
-
-    A cast shadow on studio paper is the paper, darker: no more chroma than the
-    backdrop, a lightness drop of a few to ~30 units, smooth, and it fades into
-    the open backdrop with no outline, while an outline (the product's edge)
-    parts it from the product.  The prior does not help here: its padding
-    covers a shadow hugging the product.  A region of the mask with all of
-    that is backdrop.  Product of the same kind (grey jersey on grey) differs
-    in one of them: it has texture, or an outline towards the backdrop.
-    """
-    d = est.diff
-    chroma = np.hypot(d[..., 1], d[..., 2])
-    shade = (
-        out
-        & (d[..., 0] < -0.5 * est.t_lo)
-        & (d[..., 0] > -_SHADOW_MAX_DROP)
-        & (chroma < 1.5 * est.t_lo)
-        & (est.grad < est.t_edge)
-    )
-    shade = cv2.morphologyEx(shade.astype(np.uint8), cv2.MORPH_OPEN, _disk(1)) > 0
-    carved = np.zeros_like(out)
-    n, labels, stats = _components(shade)
-    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= _MIN_SHADOW_FRAC * area) + 1:
-        crop, region, open_share = _open_contact(labels, stats, i, ~out, walled)
-        if open_share is None or open_share <= _MAX_OPEN_CONTACT:
-            continue  # walled in, or parted from the backdrop by an outline: product
-        if float(np.median(est.grad[crop][region])) >= est.texture:
-            continue  # textured: fabric in the shade, not paper
-        carved[crop] |= region
-    if carved.any():
-        # The shadow's fringe next to the product (its last pixel or two, on the outline band).
-        fringe = cv2.dilate(carved.astype(np.uint8), _disk(1)) > 0
-        carved |= fringe & out & (chroma < 1.5 * est.t_lo) & (d[..., 0] < 0) & ~walled
-    return carved
-
-
 def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray:
     """Binary product mask (working resolution) from the classical estimate and the prior."""
     c = est.binary
@@ -284,20 +243,27 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
         # by more white sole (the paper's colour, and the prior blind to it) is product.
         wall = (cv2.dilate(region.astype(np.uint8), _disk(3)) > 0) & ~region & out[crop]
         wall_differs = wall.any() and float(flat_colour[crop][wall].mean()) < 0.5
-        enclosed_hole = (
-            open_share is None
-            and float(flat_colour[crop][region].mean()) >= 0.7
-            and inside < _PRIOR_ON
-        )
+        paper = float(flat_colour[crop][region].mean()) >= 0.7
+        enclosed_hole = open_share is None and paper and inside < _PRIOR_ON
         deliberate = around >= _PRIOR_ON and inside <= around - _PRIOR_GAP
-        if wall_differs and (enclosed_hole or deliberate):
+        # A shadow fades into the paper (beside it, or, inside a closed trouser gap, into
+        # the paper-coloured part of the region itself); a shaded region that meets nothing paper-like, only edges and product,
+        # is a grey part with its own outline (a sole under a shoe; the prior may leave
+        # it out as it would a hole).
+        rim = (cv2.dilate(region.astype(np.uint8), _disk(2)) > 0) & ~region
+        into_paper = near_colour[crop][rim] | (~out[crop][rim] & ~walled[crop][rim])
+        fades = max(float(flat_colour[crop][region].mean()), float(into_paper.mean()))
+        # (A shadow also darkens by degrees, where a sole is one even grey.)
+        spread = float(np.std(est.diff[..., 0][crop][region]))
+        sealed = float(out[crop][rim].mean()) >= 0.9  # inside the mask, outline and all
+        grey_part = not paper and sealed and fades < 0.1 and spread < 2.0 * est.t_lo
+        if wall_differs and not grey_part and (enclosed_hole or deliberate):
             # The prior's blur reaches a few pixels into a hole from its rim, where the
             # handle's shade darkens the paper: take the nearly backdrop-coloured pixels
             # next to the carved region too (a bounded step, so it cannot run into
             # white fabric beyond the hole's edge).
             grown = cv2.dilate(region.astype(np.uint8), _disk(_HOLE_GROW)) > 0
             out[crop] &= ~(region | (grown & near_colour[crop]))
-    out &= ~_cast_shadows(est, out, walled, area)
     # Classical parts with no support from a confident prior: a prop or a detached shadow.
     n, labels, stats = _components(out)
     if n > 2:
