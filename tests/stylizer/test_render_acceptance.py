@@ -14,7 +14,9 @@ materials 0.85) with the default shadow, and measured with
 * kept hole (largest region the reference calls backdrop that the render kept
   as product, beyond a 2 px seam) <= 0.2 % of the frame;
 * silhouette change (salient-object mask of the render vs of the photo, per
-  product pixel) <= 1 %.
+  product pixel, beyond 2 px of the photo's outline: the estimator works at
+  320 x 320 and its outline wanders by a pixel or two with any scene, as the
+  seam allowances of the ΔE and hole figures allow for) <= 1 %.
 
 The default run compares the fused and the classical masks against the references
 on the hard photos (white and light garments on light grey, thin straps, trousers
@@ -101,7 +103,7 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
                 "delta_e": product_delta_e(img, r.image, ref),
                 "rim": rim_score(img, r.image, ref),
                 "hole": hole,
-                "silhouette": silhouette_change(img, r.image, before=before),
+                "silhouette": silhouette_change(img, r.image, before=before, tolerance_px=2),
             })  # fmt: skip
     return rows
 
