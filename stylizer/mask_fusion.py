@@ -155,7 +155,12 @@ def drop_edge_shadows(
     )
     if not shade.any():
         return alpha
-    outside = alpha <= 0.0
+    # Outside means the open backdrop around the product (reaching the frame), not a hole
+    # in the mask: beside a hole the mask may have got wrong, a white sole's shaded rim is
+    # as neutral as a shadow.
+    n, labels = cv2.connectedComponents((alpha <= 0.0).astype(np.uint8), connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    outside = (alpha <= 0.0) & np.isin(labels, border[border > 0])
     n, labels = cv2.connectedComponents((shade | outside).astype(np.uint8), connectivity=4)
     touching = np.zeros(n, bool)
     touching[np.unique(labels[outside])] = True
