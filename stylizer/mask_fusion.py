@@ -35,6 +35,9 @@ The binary decision is made at the working resolution (320 px long side); the
 edge is then refined at the output resolution with a guided filter (He et al.,
 box-filter form) whose guide is the photo itself, so the soft edge follows the
 real outline instead of the upsampled staircase, and is neither padded nor cut.
+Last, :func:`drop_edge_shadows` takes out, at full size, the cast-shadow strip a
+few pixels wide that a coloured product leaves on the paper beside it, which
+the working resolution cannot resolve.
 """
 
 from __future__ import annotations
@@ -252,9 +255,9 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
         enclosed_hole = open_share is None and paper and inside < _PRIOR_ON
         deliberate = around >= _PRIOR_ON and inside <= around - _PRIOR_GAP
         # A shadow fades into the paper (beside it, or, inside a closed trouser gap, into
-        # the paper-coloured part of the region itself); a shaded region that meets nothing paper-like, only edges and product,
-        # is a grey part with its own outline (a sole under a shoe; the prior may leave
-        # it out as it would a hole).
+        # the paper-coloured part of the region itself); a shaded region that meets
+        # nothing paper-like, only edges and product, is a grey part with its own outline
+        # (a sole under a shoe; the prior may leave it out as it would a hole).
         rim = (cv2.dilate(region.astype(np.uint8), _disk(2)) > 0) & ~region
         into_paper = near_colour[crop][rim] | (~out[crop][rim] & ~walled[crop][rim])
         fades = max(float(flat_colour[crop][region].mean()), float(into_paper.mean()))
