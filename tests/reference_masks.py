@@ -22,7 +22,12 @@ SHEET.png``) and seeds added where it was wrong; the strokes in the JSON are
 those corrections.  The wand is set per photo: 2 levels by default, 1 where it
 leaked into light fabric, 0 (off) for six white garments where even 1 leaks;
 their references keep a thin backdrop halo (noted in the JSON), which makes
-their figures pessimistic.
+their figures pessimistic.  Re-checked on 2026-12-02 at 2-3x zoom on the 640 px
+photo, where the render's figures were worst: four references had lost product
+(the box start cut a white tee's sleeves and stopped short of the frame on a
+cropped bra; GrabCut dropped a scarf's shaded end and a printed tee's white
+hem), fixed with a wider box or fg strokes placed on the photo, each noted in
+the JSON.  Seeds are set from the photo only, never from a render's mask.
 """
 
 from __future__ import annotations

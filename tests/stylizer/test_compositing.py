@@ -90,3 +90,22 @@ def test_hole_area_and_silhouette() -> None:
     grown[30:80, 40:60] = 20
     assert silhouette_change(photo, photo, est) == 0.0
     assert silhouette_change(photo, grown, est) == pytest.approx(1000 / (ref > 0).sum())
+
+
+def test_silhouette_tolerance_ignores_an_outline_that_wanders_but_not_growth() -> None:
+    h, w = 100, 100
+    photo = np.full((h, w, 3), 230, np.uint8)
+    photo[20:80, 30:70] = 20
+
+    def est(image: np.ndarray) -> np.ndarray:
+        return (image[..., 0] < 128).astype(np.float32)
+
+    wobble = photo.copy()
+    wobble[20:80, 70:72] = 20  # the outline moved by 2 px on one side
+    grown = photo.copy()
+    grown[80:90, 30:70] = 20  # a 10 px band below the product read as product (a kept shadow)
+    assert silhouette_change(photo, wobble, est) > 0.04
+    assert silhouette_change(photo, wobble, est, tolerance_px=2) == 0.0
+    assert silhouette_change(photo, grown, est, tolerance_px=2) == pytest.approx(
+        (10 - 2) * 40 / (60 * 40), rel=0.1
+    )
