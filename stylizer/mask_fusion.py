@@ -2,7 +2,7 @@
 
 Each half covers the other's failures:
 
-* the classical estimate (:func:`stylizer.masks.estimate_classical`) is exact
+* the classical estimate (:func:`stylizer.mask_classical.estimate_classical`) is exact
   where the product differs from the backdrop in colour, and keeps enclosed
   backdrop out (the gap between trouser legs stays background), but loses
   product parts of the backdrop's own colour (white fabric on light grey) when
@@ -45,7 +45,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stylizer.masks import ClassicalEstimate, MaskParams, _disk, _lab, estimate_classical
+from stylizer.mask_classical import ClassicalEstimate, MaskParams, _disk, _lab, estimate_classical
 
 __all__ = ["MASK_VERSION", "drop_edge_shadows", "fuse", "fused_mask", "guided_filter", "refine_edge"]
 
