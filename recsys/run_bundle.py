@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -85,10 +86,9 @@ STYLE_INDEX = "style_index"
 ITEM_INDEX = "item_index"
 SEGMENTATION = "segmentation"
 CONDITIONS = "conditions.json"
+#: Condition keys of the merchandising controls (pipelines.controls): the segment's own blend
+#: (``base``) when a pin changed the rendered one, the pin, displaced styles, category variants.
 CONTROL_KEYS = ("base", "pinned", "displaced", "category_variants")
-"""Keys a condition may carry from :mod:`pipelines.controls`: ``base`` (the segment's own
-blend when a pin changed what is rendered), ``pinned``, ``displaced`` (disabled styles the
-blend would have used) and ``category_variants`` (the blend per blocked category)."""
 LEGACY_STYLE_SPACE = "style_space.npz"  # format 1 only: the same whitening, a second time
 
 TABLES: tuple[str, ...] = (EVENTS, ITEMS_RAW, STYLES_RAW, ITEMS, STYLES, TOP_STYLES)
@@ -353,8 +353,6 @@ class RunBundle:
 
     def read_model_arrays(self) -> StyleFactors:
         """Deprecated name of :meth:`read_factors` (its result has the old fields)."""
-        import warnings
-
         warnings.warn("RunBundle.read_model_arrays is deprecated; use read_factors",
                       DeprecationWarning, stacklevel=2)
         return self.read_factors()
@@ -596,8 +594,6 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "ModelArrays":  # the old numpy reader's result; StyleFactors has its fields
-        import warnings
-
         warnings.warn("recsys.run_bundle.ModelArrays is recsys.factors.StyleFactors now",
                       DeprecationWarning, stacklevel=2)
         return StyleFactors
