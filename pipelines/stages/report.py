@@ -223,11 +223,10 @@ def _segments(ctx: RunContext, out: Path, conditions: list[dict[str, Any]]) -> S
 def _map(ctx: RunContext, out: Path, conditions: list[dict[str, Any]],
          seg: Segmentation) -> Section:
     sec = Section("map", "Map of shoppers and styles")
-    model = ctx.bundle.load_model()
     table = ctx.bundle.read_style_embeddings()
     style_ids = table.style_ids
     style_emb = np.asarray(table.embeddings, dtype=np.float64)
-    users = np.asarray(model.user_factors_, dtype=np.float64)
+    users = np.asarray(ctx.bundle.read_factors().user_factors, dtype=np.float64)
     signal = has_signal(users)
     # Shoppers without signal (all-zero vectors) would pile up on one point of the map.
     layout = style_map_layout(users[signal], style_emb)

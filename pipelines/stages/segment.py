@@ -24,7 +24,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     """Segment users; the assignment goes to the store, segments and conditions to the bundle."""
     seg_cfg = ctx.config.segments
     bundle = ctx.bundle
-    model = bundle.load_model()
+    users = bundle.read_factors().user_factors  # numpy: the stage needs only the vectors
     user_ids = bundle.read_ids("user")
     codes = bundle.read_codes()
     style_ids = codes.style_ids
@@ -43,7 +43,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     k = min(seg_cfg.k, len(user_ids))
     segmenter = UserSegmenter(n_segments=k, n_blend=min(seg_cfg.n_blend, len(usable)),
                               seed=ctx.config.model.seed)
-    segmenter.fit(model.user_factors_, user_ids, style_emb[usable],
+    segmenter.fit(users, user_ids, style_emb[usable],
                   [style_ids[n] for n in usable], previous=previous)
     seg = segmenter.to_segmentation()
 
@@ -78,7 +78,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "conditions_kept": int(sum(kept)),
         # Shoppers with an all-zero vector (nothing to learn a taste from): the default
         # segment gets them, and the report counts them as "no signal", not as a style.
-        "no_signal_users": int((np.linalg.norm(model.user_factors_, axis=1) == 0).sum()),
+        "no_signal_users": int((np.linalg.norm(users, axis=1) == 0).sum()),
         "matched_previous": previous is not None,
         "controls": {**acted, "excluded_styles": controls.excluded(style_ids),
                      "conditions_displaced": displaced},
