@@ -48,9 +48,16 @@ def control_day(cfg: Any) -> date:
 
 
 def record_library(ctx: Any) -> StyleLibrary:
-    """Load the configured library (strict: errors name the line) and record it with the run."""
+    """Load the configured library (strict: errors name the line) and record it with the run.
+
+    Image files are not checked here: the ingest stage loads the same rows with
+    quarantine, so a style whose image is missing or outside the image root is
+    quarantined with its reason and the night proceeds without it (a library
+    problem of any other kind -- unknown columns, duplicate ids, bad dates -- stops
+    the night with the lines named).  ``stylerec styles`` checks the images.
+    """
     path = ctx.config.path(ctx.config.inputs.styles)
-    lib = load_style_library(path, image_root=ctx.config.path(ctx.config.inputs.image_root))
+    lib = load_style_library(path, check_images=False)
     ctx.store.save_style_library(ctx.run_id, lib.digest, str(path), lib.to_records(),
                                  control_day(ctx.config).isoformat())
     return lib

@@ -19,15 +19,15 @@ import pytest
 from data.store import Store
 from pipelines.config import load_config, write_config
 from pipelines.runner import run_nightly
-from pipelines.stages.train import whitened_codes
+from pipelines.stages.common import whitened_codes
 from recsys.experiments.assignment import Experiment
 from recsys.factors import StyleFactors, blend
 from recsys.fit_inputs import FitInputs
 from recsys.holdout import _StyleModelAdapter
 from recsys.interactions import IdMap
 from recsys.model import StylePreferenceModel
+from recsys.run_bundle import ITEM_MAP, MODEL, TOP_STYLES, USER_MAP, RunBundle
 from recsys.serving import PersonalizationService
-from recsys.serving import bundle as B
 
 TOL = 1e-5
 
@@ -60,14 +60,15 @@ def night(small_world, tmp_path_factory: pytest.TempPathFactory):
 def test_every_reader_of_a_run_gives_the_same_scores(night) -> None:
     summary, run_dir, svc = night
     assert svc.run_id == summary.run_id
-    model = StylePreferenceModel.load(run_dir / B.MODEL)
-    served = B.read_model(run_dir)  # what the service holds, read without PyTorch
+    bundle = RunBundle.open(run_dir)
+    model = StylePreferenceModel.load(run_dir / MODEL)
+    served = bundle.read_factors()  # what the service holds, read without PyTorch
     snap = svc.snapshot()
     np.testing.assert_array_equal(snap.factors.user_factors, served.user_factors)
     np.testing.assert_array_equal(snap.factors.item_factors[: served.n_items],
                                   served.item_factors)
-    user_ids = [str(u) for u in IdMap.load(run_dir / B.USER_MAP).ids]
-    item_ids = [str(i) for i in IdMap.load(run_dir / B.ITEM_MAP).ids]
+    user_ids = [str(u) for u in IdMap.load(run_dir / USER_MAP).ids]
+    item_ids = [str(i) for i in IdMap.load(run_dir / ITEM_MAP).ids]
     rng = np.random.default_rng(0)
     users = rng.choice(len(user_ids), size=25, replace=False)
     items = np.arange(len(item_ids))
@@ -94,19 +95,19 @@ def test_every_reader_of_a_run_gives_the_same_scores(night) -> None:
                                    atol=TOL, rtol=0)
 
     # 4. The nightly's style embeddings and top styles are the model's affinities ...
-    codes, _, style_w = whitened_codes(run_dir)
-    style_ids = [str(s) for s in codes["style_ids"]]
-    table = B.read_style_embeddings(run_dir)
+    codes, _, style_w = whitened_codes(bundle)
+    style_ids = [str(s) for s in codes.style_ids]
+    table = bundle.read_style_embeddings()
     assert table.style_ids == style_ids
     np.testing.assert_allclose(table.embeddings, model.style_embeddings(style_w), atol=TOL)
     affinity = model.user_style_affinity(np.arange(len(user_ids)), style_w)
-    top = pd.read_parquet(run_dir / "top_styles.parquet")
+    top = bundle.read_table(TOP_STYLES)
     rows = pd.Index(user_ids).get_indexer(top["user_id"].astype(str))
     cols = pd.Index(style_ids).get_indexer(top["style_id"].astype(str))
     np.testing.assert_allclose(top["score"], affinity[rows, cols], atol=TOL, rtol=0)
 
     # ... and rank with renders adds the segment blend's affinity to rendered items only.
-    conds = {str(c["segment_id"]): c for c in B.read_conditions(run_dir)}
+    conds = {str(c["segment_id"]): c for c in bundle.read_conditions()}
     n_styled = 0
     for row, uix in enumerate(users.tolist()):
         uid = user_ids[uix]
@@ -134,7 +135,7 @@ def test_factors_file_round_trip_and_version_2_files_stay_readable(night, tmp_pa
                                                                    ) -> None:
     """The run's model file is read by the core; a version-2 file gives the same factors."""
     _, run_dir, _ = night
-    factors, arrays, meta = StyleFactors.read(run_dir / B.MODEL)
+    factors, arrays, meta = StyleFactors.read(run_dir / MODEL)
     assert meta["format_version"] == 3
     factors.save(tmp_path / "f")
     again = StyleFactors.load(tmp_path / "f")
