@@ -82,6 +82,22 @@ def test_old_bundle_module_still_reads_with_a_deprecation_warning(
     assert old.CONDITIONS == B.CONDITIONS and old.MODEL == B.MODEL
 
 
+def test_moved_factor_names_warn_and_still_work(world: tuple[Store, SyntheticRun]) -> None:
+    """``read_model_arrays`` and ``ModelArrays`` became ``read_factors`` / ``StyleFactors``;
+    the old names answer the same thing for one release, with a DeprecationWarning."""
+    from recsys import run_bundle
+    from recsys.factors import StyleFactors
+
+    _, run = world
+    bundle = RunBundle.open(run.run_dir)
+    with pytest.warns(DeprecationWarning, match="read_factors"):
+        old = bundle.read_model_arrays()
+    new = bundle.read_factors()
+    assert np.array_equal(old.user_factors, new.user_factors)
+    with pytest.warns(DeprecationWarning, match="StyleFactors"):
+        assert run_bundle.ModelArrays is StyleFactors
+
+
 def test_model_reader_agrees_with_the_model_class(tmp_path: Path) -> None:
     """The service reads model.npz with numpy (no PyTorch); it must read what the model saves."""
     import scipy.sparse as sp
