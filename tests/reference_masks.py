@@ -36,6 +36,8 @@ there).  Seeds are set from the photo only, never from a render's mask.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from functools import lru_cache
@@ -140,7 +142,10 @@ def refine_edge_by_matting(
     trimap[cv2.dilate(cut8, _disk(2)) == 0] = 0.0
     if strokes is not None:
         trimap[strokes != 0.5] = strokes[strokes != 0.5]
-    alpha = estimate_alpha_cf(rgb.astype(np.float64) / 255.0, trimap)
+    # pymatting prints a warning when its incomplete Cholesky preconditioner needs a
+    # diagonal shift (it retries with one, deterministically): keep test output clean.
+    with contextlib.redirect_stdout(io.StringIO()):
+        alpha = estimate_alpha_cf(rgb.astype(np.float64) / 255.0, trimap)
     out = (alpha > 0.5).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - out, connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))

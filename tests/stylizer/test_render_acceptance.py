@@ -13,10 +13,17 @@ materials 0.85) with the default shadow, and measured with
 * rim (extra unchanged backdrop 3-10 px outside the reference product) <= 0.02;
 * kept hole (largest region the reference calls backdrop that the render kept
   as product, beyond a 2 px seam) <= 0.2 % of the frame;
-* silhouette change (salient-object mask of the render vs of the photo, per
-  product pixel, beyond 2 px of the photo's outline: the estimator works at
-  320 x 320 and its outline wanders by a pixel or two with any scene, as the
-  seam allowances of the ΔE and hole figures allow for) <= 1 %.
+* silhouette change (salient-object mask of the render vs of the *ideal render*:
+  the photo's product, cut by the reference, over the same render's scene; per
+  product pixel, beyond 2 px of the outline) <= 1 %.  Against the photo itself
+  the estimator judges the scene more than the product: on a marble scene it
+  drops three grey socks of five that it finds on white paper (a render with
+  every product pixel exact scored 0.62), and it finds nothing on a bra that
+  fills the frame.  Over the same scene it sees the same things in both
+  images, so what differs is what the renderer's mask changed: kept paper or a
+  shadow read as product (the product grew), product lost to the scene (it
+  shrank).  The figure against the photo is still written to the CSV
+  (``silhouette_vs_photo``) for comparison.
 
 The default run compares the fused and the classical masks against the references
 on the hard photos (white and light garments on light grey, thin straps, trousers
@@ -97,13 +104,16 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
         hole = hole_area(mask, ref)
         before = salient_prior(img)
         for i, r in zip(pick, out, strict=True):
+            # The ideal render: the photo's product (by the reference) over this render's scene.
+            ideal = np.where(ref[..., None] > 0.5, img, r.image)
             rows.append({
                 "photo": stem,
                 "style": names[i],
                 "delta_e": product_delta_e(img, r.image, ref),
                 "rim": rim_score(img, r.image, ref),
                 "hole": hole,
-                "silhouette": silhouette_change(img, r.image, before=before, tolerance_px=2),
+                "silhouette": silhouette_change(ideal, r.image, tolerance_px=2),
+                "silhouette_vs_photo": silhouette_change(img, r.image, before=before, tolerance_px=2),
             })  # fmt: skip
     return rows
 
