@@ -25,7 +25,9 @@ region must prove it is product and not backdrop:
 
 4. backdrop-coloured pixels inside the classical mask where the prior is low
    are enclosed backdrop GrabCut closed over (the gap between trouser legs,
-   the inside of a scarf's loop): carved out.
+   the inside of a scarf's loop): carved out.  So is such a shade that opens onto
+   the backdrop from the product's edge (the shadow beside a hat's thin tie),
+   where the prior sees clearly more product around it than in it.
 
 Classical regions the prior gives no support at all (a prop, a detached
 shadow) are dropped when the prior is confident elsewhere, and only while
@@ -36,8 +38,8 @@ edge is then refined at the output resolution with a guided filter (He et al.,
 box-filter form) whose guide is the photo itself, so the soft edge follows the
 real outline instead of the upsampled staircase, and is neither padded nor cut.
 Last, :func:`drop_edge_shadows` takes out, at full size, the cast-shadow strip a
-few pixels wide that a coloured product leaves on the paper beside it, which
-the working resolution cannot resolve.
+few pixels wide that a coloured or a dark product leaves on the paper beside
+it, which the working resolution cannot resolve.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from stylizer.mask_classical import ClassicalEstimate, MaskParams, _disk, _lab, 
 __all__ = ["MASK_VERSION", "drop_edge_shadows", "fuse", "fused_mask", "guided_filter", "refine_edge"]
 
 #: Bump when the mask a photo gets changes: it keys the on-disk mask cache.
-MASK_VERSION = "fused-2"
+MASK_VERSION = "fused-3"
 
 #: Prior probability at which a pixel counts as salient.
 _PRIOR_ON = 0.5
@@ -131,18 +133,34 @@ def refine_edge(image: np.ndarray, coarse: np.ndarray, radius: int, eps: float =
 def drop_edge_shadows(
     image: np.ndarray, alpha: np.ndarray, bg_lab: np.ndarray, t_lo: float, reach: int
 ) -> np.ndarray:
-    """Take the thin cast shadow along a coloured product's edge out of ``alpha`` (full size).
+    """Take the thin cast shadow along a product's edge out of ``alpha`` (full size).
 
     A shadow strip a few pixels wide beside a legging or under an earring is
     narrower than a working pixel or two, so the decision at working resolution
     keeps it, and its outline (the product's edge on one side, the shadow's
     rim on the other) walls it in.  At full size it is plain to see: the
     shadow is the paper, darker, with the paper's chroma, while the product
-    next to it has chroma of its own.  So within ``reach`` px inside the edge, a
-    pixel darker than the backdrop with under 40 % of the chroma of the product
-    around it (and under ``1.5 t_lo`` away from the paper's), connected to the
-    outside through such pixels, is backdrop.  Neutral products (black, grey,
-    white) have no chroma to tell them from a shadow and are left alone.
+    next to it has chroma of its own, or (a black product) is darker than any
+    shadow.  So within ``reach`` px inside the edge, a pixel darker than the
+    backdrop, connected to the outside through such pixels, is backdrop when
+
+    * beside a coloured product, it has under 40 % of the chroma of the
+      product around it (and under ``1.5 t_lo`` away from the paper's); or
+      under half of it (the midpoint of the blurred edge) while darker, by
+      more than ``t_lo``, than the blend of product and paper that its chroma
+      implies: the rest of such a pixel is shadow, not paper.  That is a pale
+      pink legging's inner edge, where the shadow is as dark as the fabric and
+      only chroma tells them apart.  A pixel lighter than that blend (a pale
+      waistband that has less chroma than the lace below it) is left alone;
+    * beside a product darker than any shadow (its lightest pixel within the
+      window more than ``_SHADOW_MAX_DROP`` below the paper: black trousers),
+      it is neutral and lighter than midway between the product around it and
+      the paper: the outer half of the edge, or the penumbra a side light
+      leaves beside each leg.  A product with light parts near its edge (a
+      zebra-striped shirt, silver crayons) has its lightest pixel near the
+      paper's, so its edge is left alone.
+
+    White and grey products have neither cue and are left alone.
     """
     lab = _lab(image)
     d = lab - bg_lab
@@ -151,15 +169,20 @@ def drop_edge_shadows(
     k = (4 * reach + 1, 4 * reach + 1)
     weight = cv2.boxFilter(core, -1, k, normalize=False)
     local = cv2.boxFilter(chroma * core, -1, k, normalize=False) / np.maximum(weight, 1.0)
-    edge = (alpha > 0.0) & (core == 0)
-    shade = (
-        edge
-        & (weight > 0)
-        & (local >= 3.0 * t_lo)
-        & (chroma < np.minimum(0.4 * local, 1.5 * t_lo + 0.2 * local))
-        & (d[..., 0] < 0.0)
+    # The product's lightness around (mean, as a difference to the paper) and its lightest pixel.
+    local_l = cv2.boxFilter(d[..., 0] * core, -1, k, normalize=False) / np.maximum(weight, 1.0)
+    lightest = cv2.dilate(np.where(core > 0, d[..., 0], -1e3).astype(np.float32), np.ones(k, np.uint8))
+    edge = (alpha > 0.0) & (core == 0) & (weight > 0) & (d[..., 0] < 0.0)
+    share = chroma / np.maximum(local, 1e-3)  # the product's share of a product/paper blend
+    shaded_blend = (share < 0.5) & (d[..., 0] < share * local_l - t_lo)
+    coloured = (
+        (local >= 3.0 * t_lo)
+        & (chroma < 1.5 * t_lo + 0.2 * local)
+        & ((share < 0.4) | shaded_blend)
         & (d[..., 0] > -_SHADOW_MAX_DROP)
     )
+    dark = (lightest < -_SHADOW_MAX_DROP) & (chroma < 1.5 * t_lo) & (d[..., 0] > 0.5 * local_l)
+    shade = edge & (coloured | dark)
     if not shade.any():
         return alpha
     # Outside means the open backdrop around the product (reaching the frame), not a hole
@@ -269,7 +292,19 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
         spread = float(np.std(est.diff[..., 0][crop][region]))
         sealed = float(out[crop][rim].mean()) >= 0.9  # inside the mask, outline and all
         grey_part = not paper and sealed and fades < 0.1 and spread < 2.0 * est.t_lo
-        if wall_differs and not grey_part and (enclosed_hole or deliberate):
+        # A cast shadow hanging from the product's edge into the open backdrop (beside a
+        # hat's thin tie): mostly neutral shade, no darker than a shadow gets.  The prior is
+        # unsure of a thin part such a shadow hangs from (0.4 on a pale tie, so "around" is
+        # under _PRIOR_ON), so here it need only see clearly more product around the region
+        # than in it; a part it misses altogether stays (the shaded end of a white platform
+        # sole: 0.01 around it).
+        attached_shadow = (
+            open_share is not None
+            and inside <= around - _PRIOR_GAP
+            and float(shade[crop][region].mean()) >= 0.7
+            and float(np.percentile(est.diff[..., 0][crop][region], 5)) > -_SHADOW_MAX_DROP
+        )
+        if wall_differs and not grey_part and (enclosed_hole or deliberate or attached_shadow):
             # The prior's blur reaches a few pixels into a hole from its rim, where the
             # handle's shade darkens the paper: take the nearly backdrop-coloured pixels
             # next to the carved region too (a bounded step, so it cannot run into

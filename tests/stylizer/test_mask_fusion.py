@@ -52,6 +52,34 @@ def test_enclosed_shaded_gap_is_carved_where_the_prior_sees_a_hole() -> None:
     assert kept[gap].mean() > 0.9
 
 
+def test_shadow_hanging_beside_a_thin_tie_is_carved_where_the_prior_sees_the_tie() -> None:
+    """A hat's pale tie hangs from the brim; its shadow on the paper beside it (neutral,
+    darker, opening onto the backdrop) was kept by the classical mask.  The prior is unsure
+    of the tie (0.45) and sees nothing in the shadow: the shadow goes, the tie stays.  Where
+    the prior misses the tie too, nothing says the grey region is not product: it stays."""
+    h, w = 200, 160
+    img = np.full((h, w, 3), (236.0, 236.0, 238.0), np.float32)
+    brim = np.zeros((h, w), bool)
+    brim[30:80, 20:140] = True
+    tie = np.zeros((h, w), bool)
+    tie[80:190, 76:82] = True
+    shadow = np.zeros((h, w), bool)
+    shadow[95:160, 82:96] = True
+    img[brim] = (226, 196, 198)
+    img[tie] = (228, 204, 206)
+    img[shadow] *= 0.86  # the paper, darker
+    rgb = np.clip(cv2.GaussianBlur(img, (0, 0), 0.7), 0, 255).astype(np.uint8)
+    est = estimate_classical(rgb)
+    kept = brim | tie | shadow  # say the classical mask kept the shadow with the tie
+    est = type(est)(kept, est.dist, est.t_lo, est.grad, est.t_edge, est.texture, est.diff)
+    prior = np.where(brim, 1.0, np.where(tie, 0.45, 0.0)).astype(np.float32)
+    fused = fuse(est, prior, MaskParams())
+    assert fused[shadow].mean() < 0.1
+    assert fused[tie].mean() > 0.95 and fused[brim].all()
+    blind = fuse(est, np.where(brim, 1.0, 0.0).astype(np.float32), MaskParams())
+    assert blind[shadow].mean() > 0.9
+
+
 def test_prior_adds_walled_product_but_not_padding_or_a_handle_hole() -> None:
     h, w = 200, 160
     rgb = np.full((h, w, 3), 236, np.uint8)
@@ -172,16 +200,27 @@ def test_demo_bag_and_mug_handles_are_not_kept_as_product() -> None:
 
 
 def test_thin_cast_shadow_beside_a_coloured_product_is_dropped_at_full_size() -> None:
-    """A 4 px grey shadow strip along a pink legging's side leaves the mask; the product
-    (pink, its edge pixels included) stays, and a grey product is never touched."""
+    """A 4 px grey shadow strip along a pink legging's side leaves the mask, and so does
+    one beside a product darker than any shadow; the product (its edge pixels included)
+    stays.  A light grey product, as light as a shadow, is never touched, nor a dark one
+    with light stripes near its edge (its light parts could be taken for shadow)."""
     from stylizer.mask_fusion import drop_edge_shadows
     from stylizer.masks import _lab
 
     h, w = 120, 120
     paper = np.array([236, 236, 238], np.float32)
-    for colour, keeps_strip in (((214, 170, 170), False), ((150, 150, 152), True)):
+    cases = (
+        ((214, 170, 170), None, False),  # pink: the strip lacks its chroma
+        ((60, 60, 62), None, False),  # darker than any shadow: the strip is too light
+        ((190, 190, 192), None, True),  # light grey: nothing tells it from the strip
+        ((60, 60, 62), (228, 228, 230), True),  # dark with light stripes: left alone
+    )
+    for colour, stripes, keeps_strip in cases:
         img = np.broadcast_to(paper, (h, w, 3)).copy()
         img[20:100, 30:80] = colour
+        if stripes is not None:
+            for x in range(32, 78, 6):
+                img[20:100, x : x + 2] = stripes
         img[20:100, 80:84] = paper * 0.85  # the cast shadow: the paper, darker
         rgb = np.clip(img, 0, 255).astype(np.uint8)
         alpha = np.zeros((h, w), np.float32)
@@ -189,8 +228,8 @@ def test_thin_cast_shadow_beside_a_coloured_product_is_dropped_at_full_size() ->
         bg = np.broadcast_to(_lab(paper[None, None].astype(np.uint8)), (h, w, 3)).copy()
         out = drop_edge_shadows(rgb, alpha, bg, t_lo=2.5, reach=5)
         strip = out[22:98, 81:84]
-        assert (strip > 0.5).all() == keeps_strip, colour
-        assert (out[20:100, 30:79] == 1.0).all()  # product pixels untouched
+        assert (strip > 0.5).all() == keeps_strip, (colour, stripes)
+        assert (out[20:100, 30:79] == 1.0).all(), (colour, stripes)  # product untouched
 
 
 def test_demo_sneakers_grey_sole_stays_product() -> None:
