@@ -52,7 +52,7 @@ from stylizer.mask_classical import ClassicalEstimate, MaskParams, _disk, _lab, 
 __all__ = ["MASK_VERSION", "drop_edge_shadows", "fuse", "fused_mask", "guided_filter", "refine_edge"]
 
 #: Bump when the mask a photo gets changes: it keys the on-disk mask cache.
-MASK_VERSION = "fused-3"
+MASK_VERSION = "fused-4"
 
 #: Prior probability at which a pixel counts as salient.
 _PRIOR_ON = 0.5
@@ -290,8 +290,16 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
         fades = max(float(flat_colour[crop][region].mean()), float(into_paper.mean()))
         # (A shadow also darkens by degrees, where a sole is one even grey.)
         spread = float(np.std(est.diff[..., 0][crop][region]))
-        sealed = float(out[crop][rim].mean()) >= 0.9  # inside the mask, outline and all
-        grey_part = not paper and sealed and fades < 0.1 and spread < 2.0 * est.t_lo
+        # Inside the mask, outline and all; or its rim outside the mask is an outline (a
+        # sole along the bottom of a shoe: drawn against the paper by its own edge, where a
+        # shadow fades into it).
+        outside_rim = rim & ~out[crop]
+        sealed = float(out[crop][rim].mean()) >= 0.9 or (
+            outside_rim.any() and float(walled[crop][outside_rim].mean()) >= 0.9
+        )
+        # An even grey: a sole's shading and outline spread its lightness by a few t_lo at
+        # most, a shaded gap between dark legs by several times more (15 vs 5.7 on a sole).
+        grey_part = not paper and sealed and fades < 0.2 and spread < 3.0 * est.t_lo
         # A cast shadow hanging from the product's edge into the open backdrop (beside a
         # hat's thin tie): mostly neutral shade, no darker than a shadow gets.  The prior is
         # unsure of a thin part such a shadow hangs from (0.4 on a pale tie, so "around" is

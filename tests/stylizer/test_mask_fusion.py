@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from stylizer.image_io import load_image
 from stylizer.mask_cache import MaskCache
@@ -243,3 +244,19 @@ def test_demo_sneakers_grey_sole_stays_product() -> None:
     fused = product_mask(img, method="fused") > 0.5
     ex = exact > 127
     assert (fused & ex).sum() / (fused | ex).sum() > 0.93
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_demo_sneaker_sole_on_the_floor_stays_product(seed: int) -> None:
+    """A sole along the bottom of a shoe is outlined against the paper below it, so it is
+    not sealed inside the mask; its outline (where a shadow would fade) and its even grey
+    keep it product.  It was carved on this maroon sneaker (fused-3: IoU 0.70 with the
+    exact mask, product dE 3.5 in a marble render, over the 2.3 guarantee; seed 1's
+    outline meets the paper's colour on 14 % of its rim)."""
+    from demo.images import ProductSpec, draw_product
+
+    spec = ProductSpec("shoe", "sneaker", "maroon", (113, 33, 35), "solid", (168, 124, 125), 80.0)
+    img, exact = draw_product(spec, 256, np.random.default_rng(seed))
+    fused = product_mask(img, method="fused") > 0.5
+    ex = exact > 127
+    assert (fused & ex).sum() / (fused | ex).sum() > 0.95
