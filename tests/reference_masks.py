@@ -12,7 +12,9 @@ Method (interactive GrabCut, as a person would use it in an image editor):
    (the box is drawn clear of the product), except on a side where the
    product is cut by the frame.
 2. OpenCV GrabCut on the full-resolution RGB photo from those seeds only
-   (8 iterations, fixed RNG seed), then specks below 0.05 % of the frame removed.
+   (8 iterations, fixed RNG seed); where the seeds give ``matte`` (a radius in
+   px), the cut's edge refined by closed-form matting, strokes kept hard; then
+   specks below 0.05 % of the frame removed.
 
 Nothing of the renderer is used: no backdrop colour model, no salient prior,
 no guided filter, no working resolution.  The box starts were drawn from the
@@ -31,7 +33,10 @@ printed tee's white hem), fixed with a wider box or fg strokes placed on the
 photo, each noted in the JSON.  On 2026-12-03 the six wand-off references with
 a paper band were redone with ``matte`` and checked at 2x (one of them, two
 pairs of trousers, also had the gaps between the legs kept as product: bg strokes
-there).  Seeds are set from the photo only, never from a render's mask.
+there), and three more that had lost product or kept a shadow (a printed tee's
+inside back and shoulder tops, a hat's right tie, earrings' cast shadows) got
+strokes, checked at 3x.  Seeds are set from the photo only, never from a
+render's mask.
 """
 
 from __future__ import annotations
@@ -121,16 +126,16 @@ def refine_edge_by_matting(
     """An image editor's "refine edge": closed-form matting in a band ``radius`` px inside the cut.
 
     GrabCut's colour models are global: with the wand off (white fabric) its cut
-    keeps a band of paper 5-25 px wide around the product wherever the paper's
+    keeps a band of paper 5-30 px wide around the product wherever the paper's
     shade resembles some of the product's colours.  Closed-form matting (Levin,
     Lischinski and Weiss 2008; the ``pymatting`` package) decides each pixel
     from its 3x3 neighbourhood's colour line instead, so it finds the outline a
     faint shadow or a slight tint draws.  Trimap: the cut eroded by ``radius``
     is product, everything 2 px outside the cut is backdrop, the band between is
     unknown, and the hand-drawn strokes (``strokes``: 1 product, 0 backdrop,
-    0.5 none) stay what they say; alpha > 0.5 is product.  Enclosed specks of backdrop under 0.05 %
-    of the frame (a print's dot the solver leaves out) are filled, and the edge
-    opened by a pixel.  ``radius`` is set per photo from the width of GrabCut's
+    0.5 none) stay what they say; alpha > 0.5 is product.  Enclosed specks of
+    backdrop under 0.05 % of the frame (a print's dot the solver leaves out) are
+    filled, and the edge opened by a pixel.  ``radius`` is set per photo from the width of GrabCut's
     paper band there, and the result checked by eye.
     """
     from pymatting import estimate_alpha_cf
