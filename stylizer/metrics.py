@@ -270,6 +270,7 @@ def silhouette_change(
     estimator: object | None = None,
     before: np.ndarray | None = None,
     tolerance_px: int = 0,
+    after: np.ndarray | None = None,
 ) -> float:
     """Pixels whose product/not-product call differs between render and original, per product pixel.
 
@@ -278,7 +279,8 @@ def silhouette_change(
     does not assume a plain backdrop, so it reads the render as fairly as the
     photo.  0 means the product's silhouette is exactly what it was.
     ``before``: the estimator's output on ``original`` when already known (one
-    photo under many styles).  ``tolerance_px``: differences within this many
+    photo under many styles); ``after``: the same on ``rendered`` (one render
+    judged against two originals).  ``tolerance_px``: differences within this many
     pixels of the original's outline are not counted: the default estimator
     works at 320 x 320 and its outline wanders by a pixel or two with any
     change of the scene, which is not a product that grew or shrank.
@@ -287,7 +289,7 @@ def silhouette_change(
     if estimator is None:
         from stylizer.saliency import salient_prior as estimator
     a = np.asarray(before if before is not None else estimator(original)) > 0.5  # type: ignore[operator]
-    b = np.asarray(estimator(rendered)) > 0.5  # type: ignore[operator]
+    b = np.asarray(after if after is not None else estimator(rendered)) > 0.5  # type: ignore[operator]
     if not a.any():
         return 0.0 if not b.any() else 1.0
     diff = a ^ b

@@ -90,6 +90,10 @@ def test_hole_area_and_silhouette() -> None:
     grown[30:80, 40:60] = 20
     assert silhouette_change(photo, photo, est) == 0.0
     assert silhouette_change(photo, grown, est) == pytest.approx(1000 / (ref > 0).sum())
+    # Known estimates on either side stand in for the estimator's calls.
+    assert silhouette_change(
+        photo, photo, est, before=est(photo), after=est(grown)
+    ) == pytest.approx(1000 / (ref > 0).sum())
 
 
 def test_silhouette_tolerance_ignores_an_outline_that_wanders_but_not_growth() -> None:
