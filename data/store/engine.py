@@ -65,6 +65,32 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     )
 
 
+def _set_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another process holds the file.
+
+    Two processes opening a new database together (two nightlies started at
+    once) race to switch it to WAL.  SQLite answers the loser "database is
+    locked" at once, without calling the busy handler (the switch needs an
+    exclusive lock and waiting could deadlock), so the loser retries here,
+    within the busy timeout, until the other has finished; then the database is
+    in WAL already and the pragma is a read.  ('memory' for ``:memory:``.)
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000.0
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(2 * pause, 0.2)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -72,8 +98,9 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")  # 'memory' for :memory:, harmless
+            # The busy timeout first: switching to WAL takes a lock too.
             cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_MS)}")
+            _set_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()

@@ -129,6 +129,37 @@ def test_sqlite_connection_settings(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- catalogue
 
 
+def _open_new_store(url: str, barrier: object, out: object) -> None:
+    try:
+        barrier.wait()  # type: ignore[attr-defined]
+        with Store(url):
+            pass
+        out.put("ok")  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - report any failure to the parent
+        out.put(f"{type(exc).__name__}: {exc}"[:200])  # type: ignore[attr-defined]
+
+
+def test_two_processes_opening_a_new_sqlite_store_together_both_succeed(tmp_path: Path) -> None:
+    """Two nightlies started at once open the same new SQLite file together.  The loser
+    of the race to switch it to WAL was told "database is locked" at once (SQLite does
+    not call the busy handler there): about half of such pairs failed, and CI saw a
+    nightly die with it.  Twelve pairs, released together from a barrier, must all open."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    failures = []
+    for i in range(12):
+        url = f"sqlite:///{tmp_path / f'race{i}.db'}"
+        barrier, out = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_open_new_store, args=(url, barrier, out)) for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        failures += [r for r in (out.get(timeout=5) for _ in procs) if r != "ok"]
+    assert not failures, failures
+
+
 def test_items_roundtrip_and_partial_upsert(store: Store) -> None:
     rng = np.random.default_rng(0)
     codes = rng.normal(size=(3, 100)).astype(np.float32)
