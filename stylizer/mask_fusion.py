@@ -52,7 +52,7 @@ from stylizer.mask_classical import ClassicalEstimate, MaskParams, _disk, _lab, 
 __all__ = ["MASK_VERSION", "drop_edge_shadows", "fuse", "fused_mask", "guided_filter", "refine_edge"]
 
 #: Bump when the mask a photo gets changes: it keys the on-disk mask cache.
-MASK_VERSION = "fused-4"
+MASK_VERSION = "fused-5"
 
 #: Prior probability at which a pixel counts as salient.
 _PRIOR_ON = 0.5
@@ -64,6 +64,10 @@ _PRIOR_NONE = 0.1
 _HOLE_GROW = 4
 #: Smallest enclosed-backdrop region carved out of the mask (fraction of the frame).
 _MIN_CARVE_FRAC = 0.001
+#: Largest enclosed paper-coloured region kept as product where the prior sees nothing around it.
+_BLIND_HOLE_FRAC = 0.008
+#: Largest share of the product's median chroma that a cast shadow's tint reaches.
+_TINT_SHARE = 0.7
 #: Fraction of an added region's contact with open backdrop that may lack an outline.
 _MAX_OPEN_CONTACT = 0.5
 #: Largest lightness drop (CIELAB L) of a cast shadow on studio paper.
@@ -72,6 +76,8 @@ _SHADOW_MAX_DROP = 30.0
 #: few pixels at 384 px is sub-pixel, while the fixed band would reach deep into a small
 #: product (a 96 px tote's cream stripes were taken for shadow: product dE 8.3).
 _MIN_SHADOW_SIDE = 192
+#: Largest share of neutral pixels in the product around an edge pixel for the chroma cue.
+_MAX_NEUTRAL_SHARE = 0.15
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
@@ -175,8 +181,13 @@ def drop_edge_shadows(
     edge = (alpha > 0.0) & (core == 0) & (weight > 0) & (d[..., 0] < 0.0)
     share = chroma / np.maximum(local, 1e-3)  # the product's share of a product/paper blend
     shaded_blend = (share < 0.5) & (d[..., 0] < share * local_l - t_lo)
+    # Share of the product around that is itself neutral (white fabric between a print's
+    # navy sharks): there a neutral edge pixel is more of that fabric, not a shadow.
+    neutral = cv2.boxFilter(core * (chroma < 1.5 * t_lo), -1, k, normalize=False)
+    neutral /= np.maximum(weight, 1.0)
     coloured = (
         (local >= 3.0 * t_lo)
+        & (neutral < _MAX_NEUTRAL_SHARE)
         & (chroma < 1.5 * t_lo + 0.2 * local)
         & ((share < 0.4) | shaded_blend)
         & (d[..., 0] > -_SHADOW_MAX_DROP)
@@ -279,7 +290,12 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
         wall = (cv2.dilate(region.astype(np.uint8), _disk(3)) > 0) & ~region & out[crop]
         wall_differs = wall.any() and float(flat_colour[crop][wall].mean()) < 0.5
         paper = float(flat_colour[crop][region].mean()) >= 0.7
-        enclosed_hole = open_share is None and paper and inside < _PRIOR_ON
+        # Where the prior sees nothing around the region either (a white platform sole:
+        # 0.00 around and in) it has no say, and a small patch of paper colour walled in
+        # by product is as likely the product's own white; a large one is still backdrop
+        # (between the cups of a bra that fills the frame, which the prior misses whole).
+        prior_blind = around < _PRIOR_NONE and stats[i, cv2.CC_STAT_AREA] < _BLIND_HOLE_FRAC * area
+        enclosed_hole = open_share is None and paper and inside < _PRIOR_ON and not prior_blind
         deliberate = around >= _PRIOR_ON and inside <= around - _PRIOR_GAP
         # A shadow fades into the paper (beside it, or, inside a closed trouser gap, into
         # the paper-coloured part of the region itself); a shaded region that meets
@@ -319,6 +335,7 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
             # white fabric beyond the hole's edge).
             grown = cv2.dilate(region.astype(np.uint8), _disk(_HOLE_GROW)) > 0
             out[crop] &= ~(region | (grown & near_colour[crop]))
+    _carve_tinted_shadows(est, prior, out, walled)
     # Classical parts with no support from a confident prior: a prop or a detached shadow.
     n, labels, stats = _components(out)
     if n > 2:
@@ -329,6 +346,54 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
             if peak[i] < 0.15 and stats[i, cv2.CC_STAT_AREA] < 0.25 * total:
                 out[labels == i] = False
     return out
+
+
+def _carve_tinted_shadows(
+    est: ClassicalEstimate, prior: np.ndarray, out: np.ndarray, walled: np.ndarray
+) -> None:
+    """Carve (in place) the tinted cast shadows a shiny coloured product leaves beside it.
+
+    Gold earrings throw a warm shadow (chroma 12 against the metal's 19 and more), too
+    coloured for the neutral-shade rule of :func:`fuse`, so the classical mask keeps it
+    as product.  Such a region meets the backdrop, is darker than the paper by no more
+    than a shadow gets, carries less than ``_TINT_SHARE`` of the product's chroma, fades
+    into the paper along a fifth of its rim or more, and the prior gives it nothing
+    while it is sure of product beside it.  (Its outer edge may be sharp enough to count
+    as an outline, so unlike :func:`fuse` this does not ask for open contact.)  A grey
+    part the prior misses (a sole) meets only its own outline and the product.
+    """
+    chroma = np.hypot(est.diff[..., 1], est.diff[..., 2])
+    near_colour = est.dist < 2.0 * est.t_lo
+    sure = out & (prior >= _PRIOR_ON)
+    if not sure.any():
+        return
+    product_chroma = float(np.median(chroma[sure]))
+    if product_chroma < 3.0 * est.t_lo:
+        return  # a neutral product: its shadow is the neutral shade fuse() handles
+    tinted = (
+        (est.diff[..., 0] < -2.0 * est.t_lo)
+        & (est.diff[..., 0] > -_SHADOW_MAX_DROP)
+        & (chroma < _TINT_SHARE * product_chroma)
+        & (prior < _PRIOR_NONE)
+        & out
+    )
+    tinted = cv2.morphologyEx(tinted.astype(np.uint8), cv2.MORPH_OPEN, _disk(1)) > 0
+    n, labels, stats = _components(tinted)
+    area = out.size
+    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= _MIN_CARVE_FRAC * area) + 1:
+        crop, region, open_share = _open_contact(labels, stats, i, ~out, walled)
+        if open_share is None:
+            continue  # inside the product: a part of it
+        if float(np.median(chroma[crop][region])) < 2.0 * est.t_lo:
+            continue  # a neutral shade (a white sole's shaded end) is fuse()'s to judge
+        # A shadow fades into the paper somewhere along its rim; a grey part the prior
+        # misses (a sole) meets only outline and product.
+        rim = (cv2.dilate(region.astype(np.uint8), _disk(2)) > 0) & ~region
+        fades = float((near_colour[crop][rim] | (~out[crop][rim] & ~walled[crop][rim])).mean())
+        ring = (cv2.dilate(region.astype(np.uint8), _disk(6)) > 0) & ~region & out[crop]
+        beside = float(np.percentile(prior[crop][ring], 90)) if ring.any() else 0.0
+        if fades >= 0.2 and beside >= _PRIOR_ON:
+            out[crop] &= ~region
 
 
 def fused_mask(image: np.ndarray, p: MaskParams) -> np.ndarray:

@@ -29,7 +29,8 @@ evaluation), they catch mask errors; measured against the renderer's own mask
   beyond a 2 px seam, as a share of the frame;
 * ``silhouette_change``: the product's mask estimated on the render vs on the
   original (same estimator), pixels that differ as a share of the product's
-  area: a product that grew (a rim, a shadow read as product) or shrank.
+  area: a product that grew (a rim, a shadow read as product) or shrank;
+  optionally only where the render visibly changed (``visible_change``).
 
 Networks are passed in (an encoder and a fitted :class:`StyleSpace`), never
 loaded at import, so the metrics module stays cheap to import.
@@ -59,6 +60,7 @@ __all__ = [
     "hole_area",
     "rim_score",
     "silhouette_change",
+    "visible_change",
 ]
 
 
@@ -271,6 +273,7 @@ def silhouette_change(
     before: np.ndarray | None = None,
     tolerance_px: int = 0,
     after: np.ndarray | None = None,
+    where: np.ndarray | None = None,
 ) -> float:
     """Pixels whose product/not-product call differs between render and original, per product pixel.
 
@@ -284,6 +287,12 @@ def silhouette_change(
     pixels of the original's outline are not counted: the default estimator
     works at 320 x 320 and its outline wanders by a pixel or two with any
     change of the scene, which is not a product that grew or shrank.
+    ``where``: count differences only inside this ``HxW`` bool region, for
+    example near the pixels where ``rendered`` visibly differs from ``original``
+    (:func:`visible_change`).  A product can only grow or shrink where pixels
+    changed, while a whole-image network may flip its call on a region far from
+    any change: noise of one grey level, invisible, moves its verdict on a
+    patterned scene by up to the whole product.
     """
     _check_pair(original, rendered)
     if estimator is None:
@@ -298,4 +307,19 @@ def silhouette_change(
         a8 = a.astype(np.uint8)
         outline = (cv2.dilate(a8, k) > 0) & (cv2.erode(a8, k) == 0)
         diff &= ~outline
+    if where is not None:
+        diff &= np.asarray(where, bool)
     return float(diff.sum()) / float(a.sum())
+
+
+def visible_change(a: np.ndarray, b: np.ndarray, jnd: float = 2.3, reach_px: int = 3) -> np.ndarray:
+    """Where ``b`` visibly differs from ``a`` (CIEDE2000 over ``jnd``), grown by ``reach_px``.
+
+    The region a silhouette can have changed in (:func:`silhouette_change`'s
+    ``where``): the growth covers the estimator's own blur around a changed edge.
+    """
+    changed = (delta_e_map(a, b) > jnd).astype(np.uint8)
+    if reach_px > 0:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach_px + 1,) * 2)
+        changed = cv2.dilate(changed, k)
+    return changed > 0

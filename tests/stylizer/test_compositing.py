@@ -12,7 +12,7 @@ from stylizer.compositing import (
     finish_scene,
     harmonize_tone,
 )
-from stylizer.metrics import hole_area, rim_score, silhouette_change
+from stylizer.metrics import hole_area, rim_score, silhouette_change, visible_change
 
 
 def _product(h: int = 160, w: int = 120) -> tuple[np.ndarray, np.ndarray]:
@@ -113,3 +113,32 @@ def test_silhouette_tolerance_ignores_an_outline_that_wanders_but_not_growth() -
     assert silhouette_change(photo, grown, est, tolerance_px=2) == pytest.approx(
         (10 - 2) * 40 / (60 * 40), rel=0.1
     )
+
+
+def test_silhouette_where_counts_growth_at_changed_pixels_not_an_estimator_flip() -> None:
+    """Restricted to where the render visibly changed, a kept shadow (pixels changed and read
+    as product) still counts, while a flip of the estimator's call on an untouched region
+    (a whole-image network reacting to a change elsewhere) does not."""
+    h, w = 100, 100
+    photo = np.full((h, w, 3), 230, np.uint8)
+    photo[20:60, 30:70] = 20
+    grown = photo.copy()
+    grown[60:70, 30:70] = 20  # a band below the product read as product
+
+    def flips(image: np.ndarray) -> np.ndarray:
+        out = (image[..., 0] < 128).astype(np.float32)
+        if image[65, 50, 0] < 128:  # any change below the product flips a far corner too
+            out[85:95, 5:25] = 1.0
+        return out
+
+    where = visible_change(photo, grown)
+    assert where[60:70, 30:70].all() and not where[85:95, 5:25].any()
+    band = (10 - 2) * 40 / (40 * 40)
+    assert silhouette_change(photo, grown, flips, tolerance_px=2) == pytest.approx(
+        band + 200 / 1600, rel=0.1
+    )
+    assert silhouette_change(photo, grown, flips, tolerance_px=2, where=where) == pytest.approx(
+        band, rel=0.1
+    )
+    # Invisible change (one grey level) leaves nothing to count.
+    assert not visible_change(photo, photo + 1).any()

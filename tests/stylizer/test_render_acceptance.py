@@ -15,14 +15,21 @@ materials 0.85) with the default shadow, and measured with
   as product, beyond a 2 px seam) <= 0.2 % of the frame;
 * silhouette change (salient-object mask of the render vs of the *ideal render*:
   the photo's product, cut by the reference, over the same render's scene; per
-  product pixel, beyond 2 px of the outline) <= 1 %.  Against the photo itself
-  the estimator judges the scene more than the product: on a marble scene it
-  drops three grey socks of five that it finds on white paper (a render with
-  product ΔE 0.003 scored 0.62), and it finds nothing on a bra that
-  fills the frame.  Over the same scene it sees the same things in both
+  product pixel, beyond 2 px of the outline, and only within 3 px of where the
+  render visibly differs from the ideal one, CIEDE2000 > 2.3) <= 1 %.  Against
+  the photo itself the estimator judges the scene more than the product: on a
+  marble scene it drops three grey socks of five that it finds on white paper
+  (a render with product ΔE 0.003 scored 0.62), and it finds nothing on a bra
+  that fills the frame.  Over the same scene it sees the same things in both
   images, so what differs is what the renderer's mask changed: kept paper or a
   shadow read as product (the product grew), product lost to the scene (it
-  shrank).  The figure against the photo is still written to the CSV
+  shrank).  Even so, u2netp is a whole-image network and flips its call on
+  regions far from any change: one grey level of invisible noise on the ideal
+  render moves its verdict by up to 100 % of the product (a thong on marble),
+  8.9 % (crayons on marble), 6.6 % (a bra on the Mondrian scene).  A product
+  can only grow or shrink where pixels changed, so the figure is counted there.
+  The CSV keeps the unrestricted figure (``silhouette_anywhere``), that noise
+  floor (``silhouette_noise_floor``) and the figure against the photo
   (``silhouette_vs_photo``) for comparison.
 
 The default run compares the fused and the classical masks against the references
@@ -42,7 +49,13 @@ import pytest
 from reference_masks import reference_for
 
 from stylizer.image_io import load_image
-from stylizer.metrics import hole_area, product_delta_e, rim_score, silhouette_change
+from stylizer.metrics import (
+    hole_area,
+    product_delta_e,
+    rim_score,
+    silhouette_change,
+    visible_change,
+)
 from stylizer.saliency import salient_prior
 
 ARTWORKS = ("brushstrokes", "mondrian", "the_resevoir_at_poitiers")
@@ -103,17 +116,29 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
         )
         hole = hole_area(mask, ref)
         before = salient_prior(img)
+        rng = np.random.default_rng(0)
         for i, r in zip(pick, out, strict=True):
             # The ideal render: the photo's product (by the reference) over this render's scene.
             ideal = np.where(ref[..., None] > 0.5, img, r.image)
-            after = salient_prior(r.image)
+            on_ideal, after = salient_prior(ideal), salient_prior(r.image)
+            # The estimator's noise floor: the ideal render plus one grey level of noise.
+            noisy = np.clip(ideal + rng.integers(-1, 2, ideal.shape), 0, 255).astype(np.uint8)
             rows.append({
                 "photo": stem,
                 "style": names[i],
                 "delta_e": product_delta_e(img, r.image, ref),
                 "rim": rim_score(img, r.image, ref),
                 "hole": hole,
-                "silhouette": silhouette_change(ideal, r.image, after=after, tolerance_px=2),
+                "silhouette": silhouette_change(
+                    ideal, r.image, before=on_ideal, after=after, tolerance_px=2,
+                    where=visible_change(ideal, r.image),
+                ),
+                "silhouette_anywhere": silhouette_change(
+                    ideal, r.image, before=on_ideal, after=after, tolerance_px=2
+                ),
+                "silhouette_noise_floor": silhouette_change(
+                    ideal, noisy, before=on_ideal, tolerance_px=2
+                ),
                 "silhouette_vs_photo": silhouette_change(
                     img, r.image, before=before, after=after, tolerance_px=2
                 ),
