@@ -274,6 +274,7 @@ def silhouette_change(
     tolerance_px: int = 0,
     after: np.ndarray | None = None,
     where: np.ndarray | None = None,
+    product_area: float | None = None,
 ) -> float:
     """Pixels whose product/not-product call differs between render and original, per product pixel.
 
@@ -293,14 +294,19 @@ def silhouette_change(
     changed, while a whole-image network may flip its call on a region far from
     any change: noise of one grey level, invisible, moves its verdict on a
     patterned scene by up to the whole product.
+    ``product_area``: the pixels to divide by, when known better than from the
+    estimate on ``original`` (a reference mask): the estimator may see nothing
+    at all on the original (a pale thong on a marble scene), and then only a
+    known area keeps the figure defined.
     """
     _check_pair(original, rendered)
     if estimator is None:
         from stylizer.saliency import salient_prior as estimator
     a = np.asarray(before if before is not None else estimator(original)) > 0.5  # type: ignore[operator]
     b = np.asarray(after if after is not None else estimator(rendered)) > 0.5  # type: ignore[operator]
-    if not a.any():
-        return 0.0 if not b.any() else 1.0
+    if product_area is None and not a.any():
+        seen = b if where is None else b & np.asarray(where, bool)
+        return 0.0 if not seen.any() else 1.0
     diff = a ^ b
     if tolerance_px > 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance_px + 1,) * 2)
@@ -309,7 +315,7 @@ def silhouette_change(
         diff &= ~outline
     if where is not None:
         diff &= np.asarray(where, bool)
-    return float(diff.sum()) / float(a.sum())
+    return float(diff.sum()) / float(product_area if product_area is not None else a.sum())
 
 
 def visible_change(a: np.ndarray, b: np.ndarray, jnd: float = 2.3, reach_px: int = 3) -> np.ndarray:

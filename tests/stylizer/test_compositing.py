@@ -142,3 +142,13 @@ def test_silhouette_where_counts_growth_at_changed_pixels_not_an_estimator_flip(
     )
     # Invisible change (one grey level) leaves nothing to count.
     assert not visible_change(photo, photo + 1).any()
+    # An estimator blind on the original: only a known product area keeps the figure defined.
+    blind = np.zeros((h, w), np.float32)
+    assert silhouette_change(photo, grown, flips, before=blind) == 1.0
+    assert silhouette_change(photo, grown, flips, before=blind, product_area=1600.0) == pytest.approx(
+        (1600 + 400 + 200) / 1600
+    )
+    # within 3 px of the changed band: the band and 3 rows of the product above it
+    assert silhouette_change(
+        photo, grown, flips, before=blind, where=where, product_area=1600.0
+    ) == pytest.approx((400 + 3 * 40) / 1600, rel=0.1)

@@ -131,7 +131,7 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
                 "hole": hole,
                 "silhouette": silhouette_change(
                     ideal, r.image, before=on_ideal, after=after, tolerance_px=2,
-                    where=visible_change(ideal, r.image),
+                    where=visible_change(ideal, r.image), product_area=float(ref.sum()),
                 ),
                 "silhouette_anywhere": silhouette_change(
                     ideal, r.image, before=on_ideal, after=after, tolerance_px=2
