@@ -353,7 +353,7 @@ def _carve_tinted_shadows(
 ) -> None:
     """Carve (in place) the tinted cast shadows a shiny coloured product leaves beside it.
 
-    Gold earrings throw a warm shadow (chroma 12 against the metal's 19 and more), too
+    Gold earrings throw a warm shadow (chroma about 12 against the metal's 18), too
     coloured for the neutral-shade rule of :func:`fuse`, so the classical mask keeps it
     as product.  Such a region meets the backdrop, is darker than the paper by no more
     than a shadow gets, carries less than ``_TINT_SHARE`` of the product's chroma, fades

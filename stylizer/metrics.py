@@ -315,7 +315,7 @@ def silhouette_change(
         diff &= ~outline
     if where is not None:
         diff &= np.asarray(where, bool)
-    return float(diff.sum()) / float(product_area if product_area is not None else a.sum())
+    return float(diff.sum()) / max(float(product_area if product_area is not None else a.sum()), 1.0)
 
 
 def visible_change(a: np.ndarray, b: np.ndarray, jnd: float = 2.3, reach_px: int = 3) -> np.ndarray:
