@@ -14,9 +14,12 @@ So the prior may only *add* regions the classical mask missed, and each added
 region must prove it is product and not backdrop:
 
 1. thin slivers along the classical edge (the prior's padding) are opened away;
-2. a region that meets the open backdrop mostly without an outline between them
-   is backdrop continuing inward (padding, or the gap between two legs that is
-   open at the hem): rejected;
+2. a region that meets the open backdrop without an outline between them along
+   more than three quarters of the contact is backdrop continuing inward
+   (padding, or the gap between two legs that is open at the hem): rejected.
+   On the 60 reference photos such regions meet it with no outline at all,
+   while a white tee's back collar, whose top edge is faint, has an outline
+   along 47 % of the contact;
 3. a region walled in by product or outline (a handle's inside, a white sleeve)
    is kept unless it looks like backdrop: within the backdrop's colour threshold
    *and* as smooth as the backdrop.  A hole of that kind larger than
@@ -52,7 +55,7 @@ from stylizer.mask_classical import ClassicalEstimate, MaskParams, _disk, _lab, 
 __all__ = ["MASK_VERSION", "drop_edge_shadows", "fuse", "fused_mask", "guided_filter", "refine_edge"]
 
 #: Bump when the mask a photo gets changes: it keys the on-disk mask cache.
-MASK_VERSION = "fused-5"
+MASK_VERSION = "fused-6"
 
 #: Prior probability at which a pixel counts as salient.
 _PRIOR_ON = 0.5
@@ -68,8 +71,10 @@ _MIN_CARVE_FRAC = 0.001
 _BLIND_HOLE_FRAC = 0.008
 #: Largest share of the product's median chroma that a cast shadow's tint reaches.
 _TINT_SHARE = 0.7
-#: Fraction of an added region's contact with open backdrop that may lack an outline.
-_MAX_OPEN_CONTACT = 0.5
+#: Fraction of an added region's contact with open backdrop that may lack an outline.  The
+#: shares on the 60 reference photos are 0-0.5 (walled in) or 1.0 (padding, an open gap), and
+#: 0.53 for a white tee's back collar: near the middle of that gap, not at its edge.
+_MAX_OPEN_CONTACT = 0.75
 #: Largest lightness drop (CIELAB L) of a cast shadow on studio paper.
 _SHADOW_MAX_DROP = 30.0
 #: Smallest long side (px) at which thin edge shadows are looked for: below it a strip of a
