@@ -32,8 +32,9 @@ materials 0.85) with the default shadow, and measured with
   and per pixel of the reference's product.  The CSV keeps the unrestricted
   figure (``silhouette_anywhere``), that noise floor (``silhouette_noise_floor``)
   and the figure against the photo (``silhouette_vs_photo``) for comparison,
-  and the rim of the ideal render (``rim_ideal``): the rim that the scene and
-  its shadow make with no mask error at all.
+  and the rim of the photo's product over the finished scene alone
+  (``rim_scene_only``): what the scene and its shadow leave with no backdrop
+  kept by the mask.
 
 The default run compares the fused and the classical masks against the references
 on the hard photos (white and light garments on light grey, thin straps, trousers
@@ -131,10 +132,10 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
                 "style": names[i],
                 "delta_e": product_delta_e(img, r.image, ref),
                 "rim": rim_score(img, r.image, ref),
-                # The same figure for the ideal render: what the scene and its shadow score
-                # with no mask error at all (a pale scene darkened by the product's shadow
-                # can match the old paper by chance).
-                "rim_ideal": rim_score(img, ideal, ref),
+                # The photo's product (by the reference) over the finished scene alone: the
+                # rim that the scene and its shadow leave with no backdrop kept by the mask (a
+                # pale scene darkened by the product's shadow can match the old paper by chance).
+                "rim_scene_only": rim_score(img, np.where(ref[..., None] > 0.5, img, r.scene), ref),
                 "hole": hole,
                 "silhouette": silhouette_change(
                     ideal, r.image, before=on_ideal, after=after, tolerance_px=2,
