@@ -219,8 +219,8 @@ def test_fused_masks_beat_the_classical_ones_on_the_hard_photos(shared_data: Pat
 @pytest.mark.xfail(
     reason="issue 12 acceptance not met yet (docs/benchmarks.md, issue 12, fifth pass): product "
     "dE is met (worst 0.83); 12 of 60 photos are over another limit: rim (worst 0.19 on a white "
-    "shirt, 0.03 on a thong and 0.025 on a slipper, each the same with the reference's own cut over "
-    "the scene: a pale scene darkened by the shadow matches the old paper; 0.08 earrings, 0.06 white "
+    "shirt, 0.03 on a thong and 0.025 on a slipper, each over 0.02 with the reference's own cut over "
+    "the scene too: a pale scene darkened by the shadow matches the old paper; 0.08 earrings, 0.06 white "
     "trousers, 0.05 sandal: shadows kept by the mask), kept holes (worst 0.62 %, the shaded top of the "
     "gap between white trouser legs; 0.25 %, the earrings' shadows; 0.21 %, the shadow under a white "
     "sole) and silhouette change where the render changed (worst 5.2 %: a hat's thin tie, crayons' "
@@ -273,5 +273,6 @@ def test_fused6_keeps_a_white_tee_back_collar(shared_data: Path) -> None:
     ref = reference_for(str(path), (img.shape[1], img.shape[0]))
     kept = product_mask(img, method="fused") > 0.5
     assert int((ref & ~kept).sum()) < 400
-    # Nothing of the paper above the collar comes with it.
-    assert int((kept & ~ref).sum()) < 1500
+    # The collar brings no paper with it: what is kept beyond the reference is the shadow strip
+    # down the right side and under the hem that fused-5 kept too (1,349 px).
+    assert int((kept & ~ref).sum()) <= 1400
