@@ -18,6 +18,7 @@ import base64
 import io
 import json
 import os
+import platform
 import re
 import sys
 import tempfile
@@ -50,10 +51,18 @@ def kernel_env(base: Path) -> dict[str, str]:
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "stylerec notebooks", "language": "python"}))
     path = os.environ.get("PYTHONPATH", "")
-    return {"JUPYTER_PATH": str(base),
-            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-            "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else ""),
-            "PYTHONHASHSEED": "0"}
+    env = {"JUPYTER_PATH": str(base),
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else ""),
+           "PYTHONHASHSEED": "0"}
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        # OpenBLAS picks its kernels by CPU (AVX2, AVX-512, Intel or AMD), which changes the
+        # float summation inside implicit's ALS enough to flip one user's top-10 hit
+        # (ALS hit_rate@10 0.2688 on one machine, 0.2670 on another).  The baseline AVX2
+        # kernels run on every x86-64 machine this project targets, so every machine
+        # computes the numbers the notebooks are stored with.
+        env["OPENBLAS_CORETYPE"] = "Haswell"
+    return env
 
 
 def execute(name: str, out_dir: Path, env: Mapping[str, str] | None = None,
@@ -91,14 +100,25 @@ def normalise(text: str) -> str:
 
 
 def _outputs(nb: Any) -> Iterator[tuple[str, str, Any]]:
-    """(where, kind, value) of every output worth comparing, in order."""
+    """(where, kind, value) of every output worth comparing, in order.
+
+    A cell's stdout and stderr each come as one text, before its other outputs:
+    the kernel flushes the two streams independently of each other and of
+    displayed results, so how their messages interleave (and where a stream is
+    split into several messages) changes from run to run; what each stream says
+    does not.
+    """
     code = [c for c in nb.cells if c.cell_type == "code"]
     for n, cell in enumerate(code):
-        for m, out in enumerate(cell.get("outputs", [])):
+        outputs = cell.get("outputs", [])
+        for stream in ("stdout", "stderr"):
+            parts = [o.text for o in outputs if o.output_type == "stream" and o.name == stream]
+            if parts:
+                yield f"code cell {n} {stream}", f"stream:{stream}", normalise("".join(parts))
+        rich = [o for o in outputs if o.output_type != "stream"]
+        for m, out in enumerate(rich):
             where = f"code cell {n} output {m}"
-            if out.output_type == "stream":
-                yield where, f"stream:{out.name}", normalise(out.text)
-            elif out.output_type == "error":
+            if out.output_type == "error":
                 yield where, "error", f"{out.ename}: {out.evalue}"
             else:
                 data = out.get("data", {})
