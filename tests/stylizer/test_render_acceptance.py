@@ -240,7 +240,8 @@ def test_fused5_keeps_a_white_sole_and_a_tee_edge_and_drops_a_gold_shadow(shared
     """Against the references, three fixes of fused-5 that fused-4 failed (measured 2026-12-03):
 
     * the sandal 0686031002's white platform sole, which the prior does not see at all, stays
-      product (product missed 831 px on fused-4, 273 now);
+      product (product missed 831 px on fused-4, 273 on fused-5; 76 against the reference as
+      corrected on 2026-12-04, whose see-through gaps between the straps are paper);
     * the printed tee 0697813009's white edge between navy sharks is not taken for a shadow
       strip (2,402 px missed, 1,930 now; the rest is its inside back);
     * the earrings 0650447001's warm cast shadow is carved (largest kept hole 0.43 % of the
