@@ -23,7 +23,9 @@ evaluation), they catch mask errors; measured against the renderer's own mask
 * ``rim_score``: the share of a band 3-10 px outside the product where the
   render left the original backdrop unchanged, in excess of the share over
   the background as a whole (a calm scene leaves some backdrop nearly as it
-  was everywhere; a rim is *extra* unchanged backdrop hugging the product);
+  was everywhere; a rim is *extra* unchanged backdrop hugging the product).
+  Given the finished scene, it judges only pixels where the scene differs from
+  the old backdrop, so that a scene matching the paper by chance is no rim;
 * ``hole_area``: the largest region the reference calls backdrop that the
   render kept as product (the gap between trouser legs, a handle's inside),
   beyond a 2 px seam, as a share of the frame;
@@ -226,16 +228,28 @@ def rim_score(
     inner: int = 3,
     outer: int = 10,
     unchanged_de: float = 2.0,
+    scene: np.ndarray | None = None,
 ) -> float:
     """Extra share of unchanged backdrop in the band ``inner``-``outer`` px outside the product.
 
     A pixel is unchanged when its CIEDE2000 to the original is below
     ``unchanged_de``.  Returns ``max(0, share in band - share in the rest of
     the background)``: 0 for a clean edge, up to 1 for a full ring of old backdrop.
+
+    ``scene``: the finished scene the render should show outside the product
+    (the renderer's ``Rendered.scene``, shadow included).  When given, an
+    unchanged pixel counts only where that scene itself differs from the
+    original (CIEDE2000 of at least ``unchanged_de``).  Where the scene matches
+    the old backdrop by chance (a pale scene darkened by the contact shadow to
+    the paper's grey), a render showing the scene and one keeping the backdrop
+    are the same picture: no mask can be blamed and no shopper sees a rim.
+    Without it, such pixels count as kept backdrop.
     """
     _check_pair(original, rendered)
     band = _band(mask, inner, outer)
     rest = ~_band(mask, 0, outer) & (mask <= 0.5)
+    if scene is not None:
+        _check_pair(original, scene)
     if not band.any():
         return 0.0
 
@@ -244,8 +258,11 @@ def rim_score(
         ys, xs = np.nonzero(where)
         step = max(1, ys.size // max_pixels)
         ys, xs = ys[::step], xs[::step]
-        de = deltaE_ciede2000(rgb2lab(original[ys, xs][None]), rgb2lab(rendered[ys, xs][None]))
-        return float((de < unchanged_de).mean())
+        lab = rgb2lab(original[ys, xs][None])
+        kept = deltaE_ciede2000(lab, rgb2lab(rendered[ys, xs][None])) < unchanged_de
+        if scene is not None:
+            kept &= deltaE_ciede2000(lab, rgb2lab(scene[ys, xs][None])) >= unchanged_de
+        return float(kept.mean())
 
     base = unchanged_share(rest, 20_000) if rest.any() else 0.0
     return max(0.0, unchanged_share(band, 20_000) - base)

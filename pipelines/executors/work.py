@@ -117,16 +117,22 @@ def _render_into(renderer: object, cache: RenderCache, job: RenderJob, out: Rend
         masks = [mask] * len(job.keys)
     images = [loaded.rgb] * len(job.keys)
     codes = np.asarray(job.codes, dtype=np.float32)
-    if job.scene_strengths is not None:
-        renders = renderer.render(images, codes, masks, scene_strengths=job.scene_strengths)  # type: ignore[attr-defined]
+    kwargs = {} if job.scene_strengths is None else {"scene_strengths": job.scene_strengths}
+    # The finished scenes come with the renders when the renderer gives them: the rim
+    # figure then ignores scene pixels that match the old backdrop by chance.
+    detailed = getattr(renderer, "render_detailed", None)
+    if masks is not None and detailed is not None:
+        results = detailed(images, codes, masks, **kwargs)
+        renders, scenes = [r.image for r in results], [r.scene for r in results]
     else:
-        renders = renderer.render(images, codes, masks)  # type: ignore[attr-defined]
-    for key, rgb in zip(job.keys, renders, strict=True):
+        renders = renderer.render(images, codes, masks, **kwargs)  # type: ignore[attr-defined]
+        scenes = [None] * len(renders)
+    for key, rgb, scene in zip(job.keys, renders, scenes, strict=True):
         cache.write(key, rgb)
         out.written.append(key)
         if masks is not None:
             out.delta_e[key] = product_fidelity(loaded.rgb, rgb, masks[0])
-            out.rim[key] = _rim(loaded.rgb, rgb, masks[0])
+            out.rim[key] = _rim(loaded.rgb, rgb, masks[0], scene)
 
 
 def product_fidelity(original: np.ndarray, rendered: np.ndarray, mask: np.ndarray) -> float:
@@ -148,10 +154,14 @@ def product_fidelity(original: np.ndarray, rendered: np.ndarray, mask: np.ndarra
     return float(delta_e_map(original[ys, xs][None], rendered[ys, xs][None]).mean())
 
 
-def _rim(original: np.ndarray, rendered: np.ndarray, mask: np.ndarray) -> float:
+def _rim(
+    original: np.ndarray, rendered: np.ndarray, mask: np.ndarray, scene: np.ndarray | None = None
+) -> float:
     """Backdrop left unchanged next to the product (see :func:`stylizer.metrics.rim_score`)."""
     from stylizer.metrics import rim_score
 
     if rendered.shape != original.shape:
         return 0.0
-    return rim_score(original, rendered, mask)
+    if scene is not None and scene.shape != original.shape:
+        scene = None
+    return rim_score(original, rendered, mask, scene=scene)

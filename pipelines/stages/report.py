@@ -289,7 +289,8 @@ def _renders(ctx: RunContext) -> Section:
     if edges.size and fidelity.size:
         sec.paragraphs.append(
             f"Product edges over the {edges.size} renders with a recorded rim: backdrop left "
-            f"unchanged 3-10 px outside the product, in excess of the background's share, "
+            f"unchanged 3-10 px outside the product where the scene would differ from it, in "
+            f"excess of the background's share, "
             f"median {np.median(edges):.3f}, worst {edges.max():.3f}; product CIEDE2000 median "
             f"{np.median(fidelity):.2f}, worst {fidelity.max():.2f}."
         )

@@ -72,6 +72,36 @@ def test_rim_sees_a_ring_of_old_backdrop_that_a_clean_composite_does_not_leave()
     assert rim_score(img, img.copy(), mask) == 0.0
 
 
+def test_rim_given_the_scene_ignores_a_scene_that_matches_the_old_backdrop_by_chance() -> None:
+    img, mask = _product()
+    backdrop = np.full(img.shape, 232.0, np.float32)
+    # a dark scene whose ring next to the product is exactly the paper's grey (a pale
+    # patch darkened by the shadow): the correct render shows the paper's colour there
+    ring = _band_around(mask, 2, 12)
+    scene = np.full_like(img, 90)
+    scene[ring] = 232
+    clean = composite_decontaminated(img, backdrop, scene, mask)
+    assert rim_score(img, clean, mask) > 0.5  # counted as kept backdrop without the scene
+    assert rim_score(img, clean, mask, scene=scene) == 0.0
+    # a mask padded by 6 px keeps paper where the scene is dark: still a rim
+    scene_dark = np.full_like(img, 90)
+    padded = cv2.dilate((mask > 0.5).astype(np.uint8), np.ones((13, 13), np.uint8)).astype(np.float32)
+    ringed = composite_decontaminated(img, backdrop, scene_dark, padded)
+    assert rim_score(img, ringed, mask, scene=scene_dark) > 0.3
+    # half the ring matches by chance, the other half is kept paper over a dark scene
+    scene_half = scene_dark.copy()
+    scene_half[ring & (np.arange(img.shape[1]) < 60)[None, :]] = 232
+    half = composite_decontaminated(img, backdrop, scene_half, padded)
+    assert 0.15 < rim_score(img, half, mask, scene=scene_half) < rim_score(img, half, mask)
+
+
+def _band_around(mask: np.ndarray, inner: int, outer: int) -> np.ndarray:
+    hard = (mask > 0.5).astype(np.uint8)
+    near = cv2.dilate(hard, np.ones((2 * inner + 1,) * 2, np.uint8))
+    far = cv2.dilate(hard, np.ones((2 * outer + 1,) * 2, np.uint8))
+    return (far > 0) & (near == 0)
+
+
 def test_hole_area_and_silhouette() -> None:
     h, w = 100, 100
     ref = np.zeros((h, w), np.float32)
