@@ -55,7 +55,7 @@ from stylizer.mask_classical import ClassicalEstimate, MaskParams, _disk, _lab, 
 __all__ = ["MASK_VERSION", "drop_edge_shadows", "fuse", "fused_mask", "guided_filter", "refine_edge"]
 
 #: Bump when the mask a photo gets changes: it keys the on-disk mask cache.
-MASK_VERSION = "fused-6"
+MASK_VERSION = "fused-7"
 
 #: Prior probability at which a pixel counts as salient.
 _PRIOR_ON = 0.5
@@ -83,6 +83,10 @@ _SHADOW_MAX_DROP = 30.0
 _MIN_SHADOW_SIDE = 192
 #: Largest share of neutral pixels in the product around an edge pixel for the chroma cue.
 _MAX_NEUTRAL_SHARE = 0.15
+#: Outer depth (px, full size) of the mask in which a fading shadow beside a light product
+#: is looked for, and how much darker than the paper (CIELAB L) that product may be.
+_FADE_DEPTH = 2
+_FADE_MAX_DARK = 8.0
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
@@ -171,7 +175,9 @@ def drop_edge_shadows(
       zebra-striped shirt, silver crayons) has its lightest pixel near the
       paper's, so its edge is left alone.
 
-    White and grey products have neither cue and are left alone.
+    Beside a white or light-grey product, which has neither cue, the shadow's
+    outer slope is taken out by its profile across the edge
+    (:func:`_fading_edge_shadow`).
     """
     lab = _lab(image)
     d = lab - bg_lab
@@ -199,6 +205,7 @@ def drop_edge_shadows(
     )
     dark = (lightest < -_SHADOW_MAX_DROP) & (chroma < 1.5 * t_lo) & (d[..., 0] > 0.5 * local_l)
     shade = edge & (coloured | dark)
+    shade |= _fading_edge_shadow(alpha, d[..., 0], chroma, core, edge, local_l, reach, t_lo)
     if not shade.any():
         return alpha
     # Outside means the open backdrop around the product (reaching the frame), not a hole
@@ -217,6 +224,57 @@ def drop_edge_shadows(
     near = cv2.dilate(drop.astype(np.uint8), _disk(1)) > 0
     out[near] = np.minimum(cv2.GaussianBlur(out, (0, 0), 0.6)[near], alpha[near])
     return out
+
+
+def _fading_edge_shadow(
+    alpha: np.ndarray,
+    dl: np.ndarray,
+    chroma: np.ndarray,
+    core: np.ndarray,
+    edge: np.ndarray,
+    local_l: np.ndarray,
+    reach: int,
+    t_lo: float,
+) -> np.ndarray:
+    """The outer slope of a shadow beside a white or light-grey product (part of ``edge``).
+
+    Neither chroma nor darkness tells such a product from its shadow, but the
+    profile across the edge does: the shadow is darkest where it meets the
+    product (a line darker than the product and the paper) and fades into the
+    paper further out, while a light product's own edge only blends from its
+    lightness to the paper's.  Ring by ring outwards from ``core``, a neutral
+    pixel darker than the paper counts when it is lighter, by more than
+    ``t_lo``, than the darkest pixel within 2 px closer to the product, and
+    that darkest pixel is itself darker, by more than ``t_lo``, than the
+    product around (the dip).  Only the outer ``_FADE_DEPTH`` px of the mask
+    are looked at: deeper in, a print or a fold varies as much.  The product
+    around must be light (within ``_FADE_MAX_DARK`` of the paper): beside a
+    grey or dark one, :func:`drop_edge_shadows`' other cues apply.
+    On the 60 reference photos it takes 896 px of shadow out beside white
+    trousers, a white tee and a white sole, and 211 px of product edge with it
+    (a grey hood's outermost pixel, a sleeve's hem).
+    """
+    dist = cv2.distanceTransform((core == 0).astype(np.uint8), cv2.DIST_L2, 3)
+    k = np.ones((5, 5), np.uint8)
+    fading = np.zeros(dl.shape, bool)
+    for ring in range(1, 3 * reach + 1):
+        darkest = cv2.erode(np.where(dist < ring - 0.5, dl, 1e3).astype(np.float32), k)
+        here = (dist >= ring - 0.5) & (dist < ring + 0.5)
+        fading |= here & (dl > darkest + t_lo) & (darkest < local_l - t_lo)
+    fading &= (
+        edge
+        & (chroma < 1.5 * t_lo)
+        & (dl < -t_lo)
+        & (dl > -_SHADOW_MAX_DROP)
+        & (local_l > -_FADE_MAX_DARK)
+        & (cv2.dilate((alpha < 0.5).astype(np.uint8), _disk(_FADE_DEPTH)) > 0)
+    )
+    if not fading.any():
+        return fading
+    # With it goes the faint paper-coloured fringe of the soft edge just beyond, through
+    # which the shadow reaches the open backdrop.
+    paper = (alpha > 0.0) & (alpha < 0.5) & (np.abs(dl) < t_lo) & (chroma < 1.5 * t_lo)
+    return fading | (paper & (cv2.dilate(fading.astype(np.uint8), _disk(2)) > 0))
 
 
 def _components(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

@@ -233,6 +233,38 @@ def test_thin_cast_shadow_beside_a_coloured_product_is_dropped_at_full_size() ->
         assert (out[20:100, 30:79] == 1.0).all(), (colour, stripes)  # product untouched
 
 
+def test_fading_shadow_beside_a_white_product_is_dropped_but_a_grey_edge_is_not() -> None:
+    """Beside a white product on light paper the shadow has no chroma and is no darker than
+    a grey product; what gives it away is its profile: a dark contact line, then a slope
+    that fades out into the paper.  The slope leaves the mask, the line and the product
+    stay.  A light-grey product whose edge only blends into the paper (no dip) keeps it."""
+    from stylizer.mask_fusion import drop_edge_shadows
+    from stylizer.masks import _lab
+
+    h, w = 120, 120
+    paper = np.array([236, 236, 238], np.float32)
+    bg = np.broadcast_to(_lab(paper[None, None].astype(np.uint8)), (h, w, 3)).copy()
+    alpha = np.zeros((h, w), np.float32)
+    alpha[20:100, 30:83] = 1.0  # the working-resolution decision kept two px of the slope
+    alpha[20:100, 83], alpha[20:100, 84] = 0.4, 0.1
+
+    white = np.broadcast_to(paper, (h, w, 3)).copy()
+    white[20:100, 30:80] = (247, 247, 246)
+    for x, shade in zip(range(80, 85), (0.8, 0.87, 0.91, 0.95, 0.98), strict=True):
+        white[20:100, x] = paper * shade  # the contact line, then the fading slope
+    out = drop_edge_shadows(white.astype(np.uint8), alpha, bg, t_lo=2.5, reach=5)
+    assert (out[22:98, 81:85] < 0.5).all()  # the slope is paper now
+    assert (out[22:98, 80] > 0.5).all()  # the darkest line stays with the product
+    assert (out[20:100, 30:80] == 1.0).all()
+
+    grey = np.broadcast_to(paper, (h, w, 3)).copy()
+    grey[20:100, 30:81] = (216, 216, 218)  # 7 L below the paper
+    for x, mix in zip(range(81, 85), (0.25, 0.5, 0.75, 0.9), strict=True):
+        grey[20:100, x] = (1 - mix) * grey[50, 50] + mix * paper  # blends out, no dip
+    out = drop_edge_shadows(grey.astype(np.uint8), alpha, bg, t_lo=2.5, reach=5)
+    assert np.array_equal(out, alpha)
+
+
 def test_demo_sneakers_grey_sole_stays_product() -> None:
     """A shoe's sole is an even grey walled in by its outline, and the prior may leave it
     out as it would a hole: it must not be carved (it was, on this demo-world sneaker:
