@@ -24,8 +24,9 @@ evaluation), they catch mask errors; measured against the renderer's own mask
   render left the original backdrop unchanged, in excess of the share over
   the background as a whole (a calm scene leaves some backdrop nearly as it
   was everywhere; a rim is *extra* unchanged backdrop hugging the product).
-  Given the finished scene, it judges only pixels where the scene differs from
-  the old backdrop, so that a scene matching the paper by chance is no rim;
+  Given the finished scene, an unchanged pixel counts only where that scene
+  differs from the old backdrop, so that a scene matching the paper by chance
+  is no rim;
 * ``hole_area``: the largest region the reference calls backdrop that the
   render kept as product (the gap between trouser legs, a handle's inside),
   beyond a 2 px seam, as a share of the frame;
