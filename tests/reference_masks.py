@@ -48,7 +48,7 @@ photo says so, not the mask.  Later that day, looking at why pink leggings
 kept a rim: their cut followed a seam line 3-9 px inside the left leg's inner
 edge, leaving out fabric as pink as the leg (a* 6-11 against the paper's 0-1);
 an fg stroke 5-7 px inside the first pixel, per row, with a* above 5, and a bg
-stroke down the paper of the gap below the crotch, checked at 3x and 5x.
+stroke down the paper of the gap below the crotch, checked at 3x, 5x and 7x.
 Seeds are set from the photo only, never from a render's mask.
 """
 
