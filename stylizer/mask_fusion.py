@@ -42,7 +42,9 @@ box-filter form) whose guide is the photo itself, so the soft edge follows the
 real outline instead of the upsampled staircase, and is neither padded nor cut.
 Last, :func:`drop_edge_shadows` takes out, at full size, the cast-shadow strip a
 few pixels wide that a coloured or a dark product leaves on the paper beside
-it, which the working resolution cannot resolve.
+it, which the working resolution cannot resolve, and beside a white or
+light-grey product the outer slope of its shadow, told by the profile across
+the edge (a dark contact line, then a fade into the paper).
 """
 
 from __future__ import annotations
