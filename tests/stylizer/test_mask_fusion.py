@@ -11,7 +11,7 @@ import pytest
 
 from stylizer.image_io import load_image
 from stylizer.mask_cache import MaskCache
-from stylizer.mask_fusion import fuse, guided_filter, refine_edge
+from stylizer.mask_fusion import _thin_parts, fuse, guided_filter, refine_edge
 from stylizer.masks import MaskParams, binarize, estimate_classical, product_mask
 from stylizer.saliency import salient_prior
 
@@ -80,6 +80,51 @@ def test_shadow_hanging_beside_a_thin_tie_is_carved_where_the_prior_sees_the_tie
     blind = fuse(est, np.where(brim, 1.0, 0.0).astype(np.float32), MaskParams())
     assert blind[shadow].mean() > 0.9
 
+
+def test_thin_tie_the_opening_would_erase_is_kept_but_not_its_shadow_or_paper() -> None:
+    """A pale tie 3 px wide hangs from the brim; the classical mask misses it (it is near
+    the paper's colour) and the opening that takes the prior's padding away would erase
+    it whole.  Away from the classical edge it is kept: followed down to where the prior is
+    unsure of it (0.35), but not into its cast shadow beside it, which the prior rates
+    higher than the tie, nor into the paper seen through a 7 px slot in a block."""
+    h, w = 200, 160
+    img = np.full((h, w, 3), (236.0, 236.0, 238.0), np.float32)
+    brim = np.zeros((h, w), bool)
+    brim[30:80, 20:140] = True
+    tie = np.zeros((h, w), bool)
+    tie[80:190, 60:63] = True
+    shadow = np.zeros((h, w), bool)
+    shadow[90:185, 63:69] = True
+    blocks = np.zeros((h, w), bool)
+    blocks[118:153, 90:150] = True
+    slit = np.zeros((h, w), bool)
+    slit[132:139, 100:140] = True
+    blocks &= ~slit  # a slot of paper walled in by the product
+    img[brim | blocks] = (90, 60, 120)
+    img[tie] = (226, 206, 208)
+    img[shadow] *= 0.85
+    rgb = np.clip(cv2.GaussianBlur(img, (0, 0), 0.5), 0, 255).astype(np.uint8)
+    est = estimate_classical(rgb)
+    est = type(est)(brim | blocks, est.dist, est.t_lo, est.grad, est.t_edge, est.texture, est.diff)
+    prior = np.where(brim | blocks, 1.0, 0.0).astype(np.float32)
+    prior[tie] = 0.35
+    prior[80:110, 60:63] = 0.6  # sure of the tie only near the brim
+    prior[shadow] = 0.45  # above the tie's own 0.35
+    prior[slit] = 0.4
+    prior[135:138, 110:130] = 0.6  # a 3 px ridge, as thin as the tie
+    fused = fuse(est, prior, MaskParams())
+    below = tie.copy()
+    below[:83] = False  # the 2 px beside the classical edge are the padding's
+    assert fused[below].mean() > 0.9
+    assert fused[shadow].mean() < 0.05
+    assert fused[slit].mean() < 0.05
+    assert fused[brim].all() and fused[blocks].all()
+    # The slot is carved again later as enclosed paper; the thin-part rule itself must not
+    # have followed it (nor the shadow), though the prior is over _THIN_ON on both.
+    assert (prior[shadow] >= 0.3).all() and (prior[slit] >= 0.3).all()
+    thin = _thin_parts(est, prior, np.zeros_like(brim))
+    assert thin[below].mean() > 0.9
+    assert not thin[slit].any() and not thin[shadow].any()
 
 def test_prior_adds_walled_product_but_not_padding_or_a_handle_hole() -> None:
     h, w = 200, 160
