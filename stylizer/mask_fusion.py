@@ -315,9 +315,9 @@ def _thin_parts(est: ClassicalEstimate, prior: np.ndarray, gain: np.ndarray) -> 
     a pale tie along much of its length), but never into a neutral shade darker
     than the paper (the tie's cast shadow, which the prior rates above the tie)
     nor as a region of the paper's own colour (paper seen between two crayons).
-    On the 60 reference photos this recovers 357 px of a hat's right tie, 190 px
-    of a printed tee's neckband and 36 px of a sneaker's collar lining, and adds
-    nothing elsewhere.
+    On the 60 reference photos this recovers 372 px of a hat's right tie (its
+    shadow is not followed: 10 px more paper), 105 px of a printed tee's neckband
+    and 11 px of a sneaker's collar lining, and changes no other mask.
     """
     c = est.binary
     far = cv2.dilate(c.astype(np.uint8), _disk(2)) == 0

@@ -126,6 +126,7 @@ def test_thin_tie_the_opening_would_erase_is_kept_but_not_its_shadow_or_paper() 
     assert thin[below].mean() > 0.9
     assert not thin[slit].any() and not thin[shadow].any()
 
+
 def test_prior_adds_walled_product_but_not_padding_or_a_handle_hole() -> None:
     h, w = 200, 160
     rgb = np.full((h, w, 3), 236, np.uint8)
