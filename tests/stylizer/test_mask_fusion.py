@@ -53,19 +53,24 @@ def test_enclosed_shaded_gap_is_carved_where_the_prior_sees_a_hole() -> None:
     assert kept[gap].mean() > 0.9
 
 
+def _rect(y0: int, y1: int, x0: int, x1: int, shape: tuple[int, int] = (200, 160)) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    out[y0:y1, x0:x1] = True
+    return out
+
+
+def _paper_and_brim() -> tuple[np.ndarray, np.ndarray]:
+    """Light-grey paper (float RGB, 200 x 160) and where a hat's brim lies on it."""
+    return np.full((200, 160, 3), (236.0, 236.0, 238.0), np.float32), _rect(30, 80, 20, 140)
+
 def test_shadow_hanging_beside_a_thin_tie_is_carved_where_the_prior_sees_the_tie() -> None:
     """A hat's pale tie hangs from the brim; its shadow on the paper beside it (neutral,
     darker, opening onto the backdrop) was kept by the classical mask.  The prior is unsure
     of the tie (0.45) and sees nothing in the shadow: the shadow goes, the tie stays.  Where
     the prior misses the tie too, nothing says the grey region is not product: it stays."""
-    h, w = 200, 160
-    img = np.full((h, w, 3), (236.0, 236.0, 238.0), np.float32)
-    brim = np.zeros((h, w), bool)
-    brim[30:80, 20:140] = True
-    tie = np.zeros((h, w), bool)
-    tie[80:190, 76:82] = True
-    shadow = np.zeros((h, w), bool)
-    shadow[95:160, 82:96] = True
+    img, brim = _paper_and_brim()
+    tie = _rect(80, 190, 76, 82)
+    shadow = _rect(95, 160, 82, 96)
     img[brim] = (226, 196, 198)
     img[tie] = (228, 204, 206)
     img[shadow] *= 0.86  # the paper, darker
@@ -87,19 +92,11 @@ def test_thin_tie_the_opening_would_erase_is_kept_but_not_its_shadow_or_paper() 
     it whole.  Away from the classical edge it is kept: followed down to where the prior is
     unsure of it (0.35), but not into its cast shadow beside it, which the prior rates
     higher than the tie, nor into the paper seen through a 7 px slot in a block."""
-    h, w = 200, 160
-    img = np.full((h, w, 3), (236.0, 236.0, 238.0), np.float32)
-    brim = np.zeros((h, w), bool)
-    brim[30:80, 20:140] = True
-    tie = np.zeros((h, w), bool)
-    tie[80:190, 60:63] = True
-    shadow = np.zeros((h, w), bool)
-    shadow[90:185, 63:69] = True
-    blocks = np.zeros((h, w), bool)
-    blocks[118:153, 90:150] = True
-    slit = np.zeros((h, w), bool)
-    slit[132:139, 100:140] = True
-    blocks &= ~slit  # a slot of paper walled in by the product
+    img, brim = _paper_and_brim()
+    tie = _rect(80, 190, 60, 63)
+    shadow = _rect(90, 185, 63, 69)
+    slit = _rect(132, 139, 100, 140)
+    blocks = _rect(118, 153, 90, 150) & ~slit  # a slot of paper walled in by the product
     img[brim | blocks] = (90, 60, 120)
     img[tie] = (226, 206, 208)
     img[shadow] *= 0.85
