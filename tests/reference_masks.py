@@ -49,6 +49,10 @@ kept a rim: their cut followed a seam line 3-9 px inside the left leg's inner
 edge, leaving out fabric as pink as the leg (a* 6-11 against the paper's 0-1);
 an fg stroke 5-7 px inside the first pixel, per row, with a* above 5, and a bg
 stroke down the paper of the gap below the crotch, checked at 3x, 5x and 7x.
+That evening, looking at the white trousers' kept hole: the matted cut had run
+the gap's paper up over the crotch fold into the printed fabric above it (a lion
+print cut in half); fg strokes across the crotch and along the fold's upper
+edge, checked at 6x and 12x on the 640 px photo.
 Seeds are set from the photo only, never from a render's mask.
 """
 

@@ -308,6 +308,40 @@ def test_fading_shadow_beside_a_white_product_is_dropped_but_a_grey_edge_is_not(
     assert np.array_equal(out, alpha)
 
 
+def test_wide_smooth_shadow_band_beside_a_white_product_is_dropped_but_not_an_outline() -> None:
+    """A shadow band 6 px wide, 15 L below the paper, beside a white product (a trouser leg's
+    inner edge over the gap) leaves the mask whole, not only its fading outer slope.  A white
+    tee's own dark outline, as dark but 2 px across, stays; so does a band as wide and as
+    dark that is textured (a light-grey heather's shaded fold), not smooth like paper."""
+    from stylizer.mask_fusion import drop_edge_shadows
+    from stylizer.masks import _lab
+
+    h, w = 120, 120
+    paper = np.array([236, 236, 238], np.float32)
+    bg = np.broadcast_to(_lab(paper[None, None].astype(np.uint8)), (h, w, 3)).copy()
+    alpha = np.zeros((h, w), np.float32)
+    alpha[20:100, 30:85] = 1.0  # the working-resolution decision kept the band and its slope
+    alpha[20:100, 85], alpha[20:100, 86], alpha[20:100, 87] = 0.8, 0.5, 0.2
+    rng = np.random.default_rng(0)
+
+    def photo(band: int, texture: float) -> np.ndarray:
+        img = np.broadcast_to(paper, (h, w, 3)).copy()
+        img[20:100, 30:80] = (247, 247, 246)
+        img[20:100, 80 : 80 + band] = paper * 0.84
+        img[20:100, 80 : 80 + band] += rng.normal(0, texture, (80, band, 1))
+        for x, shade in zip(range(80 + band, 84 + band), (0.89, 0.93, 0.96, 0.98), strict=True):
+            img[20:100, x] = paper * shade  # the fade into the paper
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    out = drop_edge_shadows(photo(6, 0.0), alpha, bg, t_lo=2.5, reach=5)
+    assert (out[22:98, 81:86] < 0.5).all()  # the whole band is paper now
+    assert (out[20:100, 30:80] == 1.0).all()  # the product is untouched
+    out = drop_edge_shadows(photo(2, 0.0), alpha, bg, t_lo=2.5, reach=5)
+    assert (out[22:98, 80] > 0.5).all()  # an outline stays with the product
+    out = drop_edge_shadows(photo(6, 6.0), alpha, bg, t_lo=2.5, reach=5)
+    assert (out[22:98, 80:83] > 0.5).all()  # a textured band is not paper in shade
+
+
 def test_demo_sneakers_grey_sole_stays_product() -> None:
     """A shoe's sole is an even grey walled in by its outline, and the prior may leave it
     out as it would a hole: it must not be carved (it was, on this demo-world sneaker:

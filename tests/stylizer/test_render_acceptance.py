@@ -227,14 +227,14 @@ def test_fused_masks_beat_the_classical_ones_on_the_hard_photos(shared_data: Pat
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="issue 12 acceptance not met yet (docs/benchmarks.md, issue 12, seventh pass): product "
-    "dE is met (worst 0.76); 8 of 60 photos are over another limit: rim where the scene differs "
-    "from the old paper (0.064 earrings, 0.040 sandal, 0.038 white trousers: shadows kept by the "
-    "mask), kept holes (worst 0.45 %, the shaded top of the gap between white trouser legs; 0.25 %, "
-    "the earrings' shadows; 0.201 %, the shadow under a white sole) and silhouette change where the "
-    "render changed (worst 4.5 %: crayons' outlines, the printed tee's back collar; 1.6 %, a "
-    "sneaker's white collar lining under one style; 1.1-1.7 % on one style each of a thong and "
-    "sunglasses, where u2netp's call flips on regions far larger than what the mask changed)",
+    reason="issue 12 acceptance not met yet (docs/benchmarks.md, issue 12, eighth pass): product "
+    "dE is met (worst 0.77); 7 of 60 photos are over another limit: rim where the scene differs "
+    "from the old paper (0.064 earrings, 0.040 sandal: shadows kept by the mask), kept holes "
+    "(0.25 %, the earrings' shadows; 0.201 %, the shadow under a white sole) and silhouette "
+    "change where the render changed (worst 4.5 %: crayons' outlines; 2.3-3.9 %, the printed "
+    "tee's back collar; 1.6 %, a sneaker's white collar lining under one style; 1.1-1.7 % on one "
+    "style each of a thong and sunglasses, where u2netp's call flips on regions far larger than "
+    "what the mask changed)",
     strict=True,
 )
 def test_all_60_photos_x_6_styles(shared_data: Path) -> None:
@@ -295,7 +295,8 @@ def test_fused7_drops_the_fading_shadow_beside_white_products(shared_data: Path)
     1,736 px on the white trousers 0762061009 (their largest kept hole, the shaded top of the
     gap, from 0.62 % to 0.45 % of the frame), from 1,349 to 1,051 on the white tee 0790096002,
     and from 946 to 823 under the sandal 0686031002's white sole.  The cost is the outermost
-    pixel of some light edges: the grey hood of 0912511002 misses 299 px (223 on fused-6)."""
+    pixel of some light edges: the grey hood of 0912511002 misses 299 px (223 on fused-6).
+    (The trousers' figures are against their reference as it was then; see fused-9.)"""
     from stylizer.masks import product_mask
 
     def figures(stem: str) -> tuple[int, int, float]:
@@ -341,3 +342,31 @@ def test_fused8_keeps_a_hats_thin_tie(shared_data: Path, monkeypatch: pytest.Mon
     assert missed < 350 and extra < 220
     monkeypatch.setattr(mask_fusion, "_THIN_ON", 2.0)  # no thin parts: the fused-7 mask
     assert missed_and_extra()[0] > 600
+
+
+def test_fused9_drops_the_wide_shadow_band_beside_white_trouser_legs(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against the reference (measured 2026-12-04, with the white trousers' reference mended
+    where its gap had run up over the crotch fold into printed fabric), fused-9 takes out the
+    shadow band 4-9 px wide beside the white trousers 0762061009's left leg and under their
+    crotch fold, which the fading rule only thinned: their largest kept hole falls from
+    0.315 % to 0.135 % of the frame.  A white tee's dark outline (0790096002, 2 px) and a
+    grey hood's textured shaded fold (0912511002) stay."""
+    import stylizer.mask_fusion as mask_fusion
+    from stylizer.masks import product_mask
+
+    def figures(stem: str) -> tuple[int, int, float]:
+        path = shared_data / "hm" / "images" / f"{stem}.jpg"
+        img = load_image(path, max_side=MAX_SIDE).rgb
+        ref = reference_for(str(path), (img.shape[1], img.shape[0]))
+        m = product_mask(img, method="fused")
+        kept = m > 0.5
+        return int((kept & ~ref).sum()), int((ref & ~kept).sum()), hole_area(m, ref.astype(np.float32))
+
+    extra, missed, hole = figures("0762061009")
+    assert hole < LIMITS["hole"] and extra < 1500 and missed < 120
+    assert figures("0790096002")[1] < 320
+    assert figures("0912511002")[1] < 350
+    monkeypatch.setattr(mask_fusion, "_SHADOW_MAX_LAP", -1.0)  # no wide bands: the fused-8 mask
+    assert figures("0762061009")[2] > LIMITS["hole"]
