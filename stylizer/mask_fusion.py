@@ -190,7 +190,8 @@ def drop_edge_shadows(
 
     Beside a white or light-grey product, which has neither cue, the shadow's
     outer slope is taken out by its profile across the edge
-    (:func:`_fading_edge_shadow`).
+    (:func:`_fading_edge_shadow`), and a band of it too wide and too smooth to
+    be the product's own dark outline as a whole (:func:`_wide_edge_shadow`).
     """
     lab = _lab(image)
     d = lab - bg_lab
