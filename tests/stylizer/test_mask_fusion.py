@@ -86,6 +86,37 @@ def test_shadow_hanging_beside_a_thin_tie_is_carved_where_the_prior_sees_the_tie
     assert blind[shadow].mean() > 0.9
 
 
+def test_paper_tinted_shadow_beside_a_tinted_white_sole_is_carved() -> None:
+    """A bluish white sole on light-grey paper throws a soft shadow behind the heel, a few L
+    below the paper and of the paper's own tint; the prior sees the sandal's upper but
+    neither the sole nor the shadow.  The shadow goes and the sole stays.  Kept: the same
+    shadow beside a sole of the paper's own tint (nothing tells the two apart), and a shade
+    at the toe with a faint tint of its own (a part of the product, not a shadow)."""
+    upper = _rect(60, 100, 40, 120)
+    sole = _rect(100, 140, 30, 130)
+    heel = _rect(112, 138, 130, 148)
+    toe = _rect(112, 138, 12, 30)
+
+    def fused_for(sole_colour: tuple[int, int, int]) -> np.ndarray:
+        img = np.full((200, 160, 3), (236.0, 236.0, 238.0), np.float32)
+        img[upper] = (200, 160, 120)
+        img[sole] = sole_colour
+        img[heel] *= 0.955  # the paper, a little darker: a soft cast shadow
+        img[toe] = (225, 226, 226)  # as dark, 0.44 t_lo off the paper's tint
+        rgb = np.clip(cv2.GaussianBlur(img, (0, 0), 0.7), 0, 255).astype(np.uint8)
+        est = estimate_classical(rgb)
+        kept = upper | sole | heel | toe  # say the classical mask kept them all
+        est = type(est)(kept, est.dist, est.t_lo, est.grad, est.t_edge, est.texture, est.diff)
+        prior = np.where(upper, 1.0, 0.01).astype(np.float32)  # blind to the white sole
+        return fuse(est, prior, MaskParams())
+
+    fused = fused_for((226, 232, 250))  # bluish white
+    assert fused[heel].mean() < 0.1
+    assert fused[sole].mean() > 0.95 and fused[upper].all() and fused[toe].mean() > 0.95
+    neutral = fused_for((246, 246, 248))  # the paper's tint, lighter
+    assert neutral[heel].mean() > 0.9
+
+
 def test_thin_tie_the_opening_would_erase_is_kept_but_not_its_shadow_or_paper() -> None:
     """A pale tie 3 px wide hangs from the brim; the classical mask misses it (it is near
     the paper's colour) and the opening that takes the prior's padding away would erase

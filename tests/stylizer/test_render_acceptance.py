@@ -358,3 +358,30 @@ def test_fused9_drops_the_wide_shadow_band_beside_white_trouser_legs(
     assert figures("0912511002")[1] < 350
     monkeypatch.setattr(mask_fusion, "_SHADOW_MAX_LAP", -1.0)  # no wide bands: the fused-8 mask
     assert figures("0762061009")[2] > LIMITS["hole"]
+
+
+def test_fused10_carves_a_sandals_paper_tinted_heel_shadow(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against the reference (measured 2026-12-04), fused-10 carves the soft shadow behind the
+    sandal 0686031002's white platform heel, which keeps the paper's tint (0.01 t_lo off it)
+    beside a bluish sole (0.73 t_lo): backdrop kept 823 -> 605 px, largest kept hole 0.201 % ->
+    0.066 % of the frame, no product lost.  The grey sock tops of 0499368003, which the prior
+    misses too, are kept three times over: they are off the paper's tint (0.42 t_lo), ringed
+    mostly by product (0.26-0.29 of their rim is paper-like), and the product beside them is
+    less tinted than the sole (0.44-0.47 t_lo, a little under 0.5); each cue alone keeps them."""
+    import stylizer.mask_fusion as mask_fusion
+
+    figures = functools.partial(_mask_figures, shared_data)
+    extra, missed, hole = figures("0686031002")
+    assert extra < 700 and missed < 120 and hole < LIMITS["hole"]
+    socks_missed = figures("0499368003")[1]
+    assert socks_missed < 300
+    monkeypatch.setattr(mask_fusion, "_PAPER_TINT", 99.0)  # any tint: the ring alone
+    assert figures("0499368003")[1] == socks_missed
+    monkeypatch.setattr(mask_fusion, "_PAPER_RING", 0.0)  # and any ring: the wall alone
+    assert figures("0499368003")[1] == socks_missed
+    monkeypatch.setattr(mask_fusion, "_TINTED_WALL", 0.4)  # and a wall a little less tinted
+    assert figures("0499368003")[1] > socks_missed + 1000
+    monkeypatch.setattr(mask_fusion, "_TINTED_WALL", 99.0)  # no carving: the fused-9 mask
+    assert figures("0686031002")[2] > LIMITS["hole"]
