@@ -279,7 +279,7 @@ def test_thin_cast_shadow_beside_a_coloured_product_is_dropped_at_full_size() ->
     one beside a product darker than any shadow; the product (its edge pixels included)
     stays.  A light grey product, as light as a shadow, is never touched, nor a dark one
     with light stripes near its edge (its light parts could be taken for shadow)."""
-    from stylizer.mask_fusion import drop_edge_shadows
+    from stylizer.edge_shadows import drop_edge_shadows
     from stylizer.masks import _lab
 
     h, w = 120, 120
@@ -312,7 +312,7 @@ def test_fading_shadow_beside_a_white_product_is_dropped_but_a_grey_edge_is_not(
     a grey product; what gives it away is its profile: a dark contact line, then a slope
     that fades out into the paper.  The slope leaves the mask, the line and the product
     stay.  A light-grey product whose edge only blends into the paper (no dip) keeps it."""
-    from stylizer.mask_fusion import drop_edge_shadows
+    from stylizer.edge_shadows import drop_edge_shadows
     from stylizer.masks import _lab
 
     h, w = 120, 120
@@ -344,7 +344,7 @@ def test_wide_smooth_shadow_band_beside_a_white_product_is_dropped_but_not_an_ou
     inner edge over the gap) leaves the mask whole, not only its fading outer slope.  A white
     tee's own dark outline, as dark but 2 px across, stays; so does a band as wide and as
     dark that is textured (a light-grey heather's shaded fold), not smooth like paper."""
-    from stylizer.mask_fusion import drop_edge_shadows
+    from stylizer.edge_shadows import drop_edge_shadows
     from stylizer.masks import _lab
 
     h, w = 120, 120

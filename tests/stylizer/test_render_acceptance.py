@@ -348,14 +348,14 @@ def test_fused9_drops_the_wide_shadow_band_beside_white_trouser_legs(
     crotch fold, which the fading rule only thinned: their largest kept hole falls from
     0.315 % to 0.135 % of the frame.  A white tee's dark outline (0790096002, 2 px) and a
     grey hood's textured shaded fold (0912511002) stay."""
-    import stylizer.mask_fusion as mask_fusion
+    import stylizer.edge_shadows as edge_shadows
 
     figures = functools.partial(_mask_figures, shared_data)
     extra, missed, hole = figures("0762061009")
     assert hole < LIMITS["hole"] and extra < 1500 and missed < 120
     assert figures("0790096002")[1] < 320
     assert figures("0912511002")[1] < 350
-    monkeypatch.setattr(mask_fusion, "_SHADOW_MAX_LAP", -1.0)  # no wide bands: the fused-8 mask
+    monkeypatch.setattr(edge_shadows, "_SHADOW_MAX_LAP", -1.0)  # no wide bands: the fused-8 mask
     assert figures("0762061009")[2] > LIMITS["hole"]
 
 
