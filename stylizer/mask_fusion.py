@@ -53,6 +53,8 @@ of these, is carved at the working size: :func:`_carve_paper_shade`.)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 
@@ -331,6 +333,19 @@ def _into_paper(
     return float((near_colour[crop][rim] | (~out[crop][rim] & ~walled[crop][rim])).mean())
 
 
+def _regions_meeting_backdrop(
+    candidates: np.ndarray, out: np.ndarray, walled: np.ndarray
+) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
+    """Crop and pixels of each region of ``candidates`` (opened by a disk of 1) large enough
+    to carve that meets the open backdrop; one inside the product is a part of it."""
+    opened = cv2.morphologyEx(candidates.astype(np.uint8), cv2.MORPH_OPEN, _disk(1)) > 0
+    n, labels, stats = _components(opened)
+    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= _MIN_CARVE_FRAC * out.size) + 1:
+        crop, region, open_share = _open_contact(labels, stats, i, ~out, walled)
+        if open_share is not None:
+            yield crop, region
+
+
 def _carve_tinted_shadows(
     est: ClassicalEstimate,
     prior: np.ndarray,
@@ -365,13 +380,7 @@ def _carve_tinted_shadows(
         & (prior < _PRIOR_NONE)
         & out
     )
-    tinted = cv2.morphologyEx(tinted.astype(np.uint8), cv2.MORPH_OPEN, _disk(1)) > 0
-    n, labels, stats = _components(tinted)
-    area = out.size
-    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= _MIN_CARVE_FRAC * area) + 1:
-        crop, region, open_share = _open_contact(labels, stats, i, ~out, walled)
-        if open_share is None:
-            continue  # inside the product: a part of it
+    for crop, region in _regions_meeting_backdrop(tinted, out, walled):
         if float(np.median(chroma[crop][region])) < 2.0 * est.t_lo:
             continue  # a neutral shade (a white sole's shaded end) is fuse()'s to judge
         # A shadow fades into the paper somewhere along its rim; a grey part the prior
@@ -419,12 +428,7 @@ def _carve_paper_shade(
         & (chroma < 0.5 * est.t_lo)
         & (prior < _PRIOR_NONE)
     )
-    shade = cv2.morphologyEx(shade.astype(np.uint8), cv2.MORPH_OPEN, _disk(1)) > 0
-    n, labels, stats = _components(shade)
-    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= _MIN_CARVE_FRAC * out.size) + 1:
-        crop, region, open_share = _open_contact(labels, stats, i, ~out, walled)
-        if open_share is None:
-            continue  # inside the product: a grey part of it
+    for crop, region in _regions_meeting_backdrop(shade, out, walled):
         wall = (cv2.dilate(region.astype(np.uint8), _disk(3)) > 0) & ~region & out[crop]
         if not wall.any() or float(np.median(chroma[crop][region])) >= _PAPER_TINT * est.t_lo:
             continue
