@@ -411,9 +411,10 @@ def _carve_paper_shade(
     the paper's chroma exactly (median under ``0.2 t_lo`` from it: 0.01 on the
     sandal), while the sole's material is bluish (0.73 ``t_lo`` beside it).  So a
     region the mask kept that is darker than the paper, of the paper's tint, not
-    salient, meeting the open backdrop, mostly ringed by paper-like pixels (it
-    juts out of the product into the paper, as a cast shadow does: 1.0 there),
-    and beside product whose median chroma is at least ``0.5 t_lo`` off the
+    salient, meeting the open backdrop, mostly ringed by paper-like pixels
+    (:func:`_into_paper`: paper, or product near the paper's colour such as the
+    white sole itself: 1.0 there, as a cast shadow fades into the paper around
+    it), and beside product whose median chroma is at least ``0.5 t_lo`` off the
     paper's, is backdrop.  A white tee's shadow under its hem has the paper's
     tint but so has the tee (0.02): left to the edge rules.  Grey heather sock
     tops the prior misses are off the paper's tint (0.42), mostly ringed by
@@ -433,8 +434,8 @@ def _carve_paper_shade(
         if not wall.any() or float(np.median(chroma[crop][region])) >= _PAPER_TINT * est.t_lo:
             continue
         rim = (cv2.dilate(region.astype(np.uint8), _disk(2)) > 0) & ~region
-        juts_out = _into_paper(rim, crop, out, near_colour, walled) >= _PAPER_RING
-        if juts_out and float(np.median(chroma[crop][wall])) >= _TINTED_WALL * est.t_lo:
+        ringed_by_paper = _into_paper(rim, crop, out, near_colour, walled) >= _PAPER_RING
+        if ringed_by_paper and float(np.median(chroma[crop][wall])) >= _TINTED_WALL * est.t_lo:
             out[crop] &= ~region
 
 
