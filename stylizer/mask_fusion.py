@@ -14,7 +14,10 @@ So the prior may only *add* regions the classical mask missed, and each added
 region must prove it is product and not backdrop:
 
 1. thin slivers along the classical edge (the prior's padding) are opened away,
-   while a thin part away from that edge (a hat's tie) is kept to be judged;
+   while a thin part away from that edge (a hat's tie) is kept to be judged; a
+   region follows the prior down to where it is unsure (0.3: white fabric between
+   a printed tee's motifs), but not into a cast shade nor across a narrow gap
+   between classical parts, which the prior bridges (paper between two crayons);
 2. a region that meets the open backdrop without an outline between them along
    more than three quarters of the contact is backdrop continuing inward
    (padding, or the gap between two legs that is open at the hem): rejected.
@@ -64,12 +67,17 @@ from stylizer.mask_classical import ClassicalEstimate, MaskParams, _disk, _lab, 
 __all__ = ["MASK_VERSION", "fuse", "fused_mask", "guided_filter", "refine_edge"]
 
 #: Bump when the mask a photo gets changes: it keys the on-disk mask cache.
-MASK_VERSION = "fused-10"
+MASK_VERSION = "fused-11"
 
 #: Prior probability at which a pixel counts as salient.
 _PRIOR_ON = 0.5
 #: Prior probability down to which a thin part seen by the prior elsewhere is followed.
 _THIN_ON = 0.3
+#: Prior probability down to which an added region follows the prior where it is not a cast
+#: shade (the white fabric along a printed tee's sides; see :func:`fuse`).
+_UNSURE_ON = 0.3
+#: Width (px, working resolution) of a gap between classical parts that such pixels do not fill.
+_GAP_BRIDGE = 15
 #: Smallest mean colour distance from the backdrop (in ``t_lo``) of such a thin part.
 _THIN_MIN_DIST = 0.5
 #: How much less salient than the product around it a carved region must be.
@@ -176,6 +184,13 @@ def _open_contact(
     return crop, region, float((~walled[crop][contact]).mean())
 
 
+def _cast_shade(est: ClassicalEstimate) -> np.ndarray:
+    """Neutral shade darker than the paper (over ``2 t_lo`` down, chroma under ``1.5 t_lo``):
+    a cast shadow, which the prior rates as product where it hugs a pale part."""
+    chroma = np.hypot(est.diff[..., 1], est.diff[..., 2])
+    return (est.diff[..., 0] < -2.0 * est.t_lo) & (chroma < 1.5 * est.t_lo)
+
+
 def _thin_parts(est: ClassicalEstimate, prior: np.ndarray, gain: np.ndarray) -> np.ndarray:
     """Thin product parts (a hat's pale tie) that the opening of :func:`fuse` erased.
 
@@ -193,9 +208,7 @@ def _thin_parts(est: ClassicalEstimate, prior: np.ndarray, gain: np.ndarray) -> 
     """
     c = est.binary
     far = cv2.dilate(c.astype(np.uint8), _disk(2)) == 0
-    chroma = np.hypot(est.diff[..., 1], est.diff[..., 2])
-    shade = (est.diff[..., 0] < -2.0 * est.t_lo) & (chroma < 1.5 * est.t_lo)
-    thin = (prior >= _THIN_ON) & ~c & far & ~gain & ~shade
+    thin = (prior >= _THIN_ON) & ~c & far & ~gain & ~_cast_shade(est)
     # An opening by 2 x 2 (lines a pixel wide go); OpenCV's even kernel needs the dilation
     # anchored opposite to the erosion, or the result shifts by a pixel.
     k = np.ones((2, 2), np.uint8)
@@ -222,7 +235,16 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
     walled = cv2.dilate((est.grad >= est.t_edge).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     # (1) The prior's padding is a sliver along the classical edge: open it away.
     gain = cv2.morphologyEx((salient & ~c).astype(np.uint8), cv2.MORPH_OPEN, _disk(2)) > 0
-    gain |= _thin_parts(est, prior, gain)
+    thin = _thin_parts(est, prior, gain)
+    # Where the prior is unsure (white fabric between a printed tee's dark motifs along its
+    # sides, a sneaker's white collar lining: 0.3-0.5), its pixels join the region they
+    # extend and are judged with it, unless they are a cast shadow's neutral shade or lie
+    # in a gap narrower than _GAP_BRIDGE between classical parts, which the prior bridges
+    # (the paper between two crayons lying side by side).
+    bridged = cv2.morphologyEx(c.astype(np.uint8), cv2.MORPH_CLOSE, _disk(_GAP_BRIDGE // 2)) > 0
+    unsure = (prior >= _UNSURE_ON) & ~_cast_shade(est) & ~bridged
+    gain = cv2.morphologyEx(((salient | unsure) & ~c).astype(np.uint8), cv2.MORPH_OPEN, _disk(2)) > 0
+    gain |= thin
     n, labels, stats = _components(gain)
     for i in range(1, n):
         crop, region, open_share = _open_contact(labels, stats, i, ~c & ~salient, walled)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from stylizer import mask_fusion
 from stylizer.image_io import load_image
 from stylizer.mask_cache import MaskCache
 from stylizer.mask_fusion import _thin_parts, fuse, guided_filter, refine_edge
@@ -153,6 +154,31 @@ def test_thin_tie_the_opening_would_erase_is_kept_but_not_its_shadow_or_paper() 
     thin = _thin_parts(est, prior, np.zeros_like(brim))
     assert thin[below].mean() > 0.9
     assert not thin[slit].any() and not thin[shadow].any()
+
+
+def test_walled_white_panel_is_added_where_the_prior_is_only_unsure_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A white panel framed by navy (a printed tee's white fabric between dark motifs) is
+    near the paper's colour, so the classical mask misses it; the prior is sure of its top
+    half (0.6) and only unsure of the rest (0.4).  The unsure half joins the sure one and
+    is kept with it, walled in as it is; with the prior's 0.5 as the only cut it was lost."""
+    img, _ = _paper_and_brim()
+    frame = _rect(40, 160, 40, 124)
+    panel = _rect(48, 152, 100, 118)
+    img[frame] = (40, 45, 90)
+    img[panel] = (246, 246, 247)
+    rgb = np.clip(cv2.GaussianBlur(img, (0, 0), 0.5), 0, 255).astype(np.uint8)
+    est = estimate_classical(rgb)
+    est = type(est)(frame & ~panel, est.dist, est.t_lo, est.grad, est.t_edge, est.texture, est.diff)
+    prior = np.where(frame, 1.0, 0.0).astype(np.float32)
+    prior[panel] = 0.4
+    prior[48:100, 100:118] = 0.6
+    unsure_half = _rect(104, 148, 103, 115)
+    assert not est.binary[panel].any()  # the defect is there before fusion
+    assert fuse(est, prior, MaskParams())[panel].mean() > 0.95
+    monkeypatch.setattr(mask_fusion, "_UNSURE_ON", mask_fusion._PRIOR_ON)
+    assert fuse(est, prior, MaskParams())[unsure_half].mean() < 0.05
 
 
 def test_prior_adds_walled_product_but_not_padding_or_a_handle_hole() -> None:
