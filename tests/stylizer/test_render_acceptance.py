@@ -20,7 +20,8 @@ materials 0.85) with the default shadow, and measured with
 * kept hole (largest region the reference calls backdrop that the render kept
   as product, beyond a 2 px seam) <= 0.2 % of the frame;
 * silhouette change (salient-object mask of the render vs of the *ideal render*:
-  the photo's product, cut by the reference, over the same render's scene; per
+  the photo's product, cut by the reference, over the same render's finished
+  scene, ``Rendered.scene``, shadow and all but without the product; per
   product pixel, beyond 2 px of the outline, and only within 3 px of where the
   render visibly differs from the ideal one, CIEDE2000 > 2.3) <= 1 %.  Against
   the photo itself the estimator judges the scene more than the product: on a
@@ -128,8 +129,11 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
         before = salient_prior(img)
         rng = np.random.default_rng(0)
         for i, r in zip(pick, out, strict=True):
-            # The ideal render: the photo's product (by the reference) over this render's scene.
-            ideal = np.where(ref[..., None] > 0.5, img, r.image)
+            # The ideal render: the photo's product (by the reference) over this render's
+            # finished scene.  Not over the render itself: there, backdrop the mask kept would
+            # show in both images, and product grown by it could never be seen (until
+            # 2026-12-05 it was so, and the figure saw only product lost).
+            ideal = np.where(ref[..., None] > 0.5, img, r.scene)
             on_ideal, after = salient_prior(ideal), salient_prior(r.image)
             # The estimator's noise floor: the ideal render plus one grey level of noise.
             noisy = np.clip(ideal + rng.integers(-1, 2, ideal.shape), 0, 255).astype(np.uint8)
@@ -229,11 +233,12 @@ def test_fused_masks_beat_the_classical_ones_on_the_hard_photos(shared_data: Pat
 @pytest.mark.slow
 @pytest.mark.xfail(
     reason="issue 12 acceptance not met yet (docs/benchmarks.md, issue 12, ninth pass): product "
-    "dE is met (worst 0.65); 5 of 60 photos are over another limit: rim and kept hole where the "
-    "mask keeps a gold earring's tinted cast shadow (rim 0.064, hole 0.25 %), and silhouette "
-    "change where the render changed (worst 4.5 %: crayons' outlines; 2.0-3.0 %, the printed "
-    "tee's back collar and white edges; 1.1-1.7 % on one style each of a thong and sunglasses, "
-    "where u2netp's call flips on regions far larger than what the mask changed)",
+    "dE is met (worst 0.65); 12 of 60 photos are over another limit since the silhouette's ideal "
+    "render no longer hides kept backdrop: rim and kept hole where the mask keeps a gold "
+    "earring's tinted cast shadow (rim 0.064, hole 0.25 %, and silhouette up to 9.9 %), and "
+    "silhouette change on 11 more photos (the printed tee's missed white fabric 2.0-3.4 %, the "
+    "crayons 4.1 %, and 1.0-3.5 % on one to three styles of nine others, not yet looked at one "
+    "by one beyond a pair of shoes whose kept shadow between them reads as product)",
     strict=True,
 )
 def test_all_60_photos_x_6_styles(shared_data: Path) -> None:
