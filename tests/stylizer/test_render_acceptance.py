@@ -203,7 +203,7 @@ def test_fused_masks_beat_the_classical_ones_on_the_hard_photos(shared_data: Pat
     the sweep (the scarf's knit restored): 0.904 -> 0.969, summed holes 0.221 -> 0.005; fused-7
     and the leggings' corrected reference: 0.905 -> 0.969, summed holes 0.220 -> 0.004; fused-8
     (a hat's thin tie kept): 0.905 -> 0.972, summed holes 0.220 -> 0.004; 2026-12-05, fused-11
-    (unsure pixels followed): 0.905 -> 0.972 (0.97243), summed holes 0.220 -> 0.004."""
+    (unsure pixels followed): 0.905 -> 0.972 (0.9724), summed holes 0.220 -> 0.004."""
     from stylizer.masks import product_mask
 
     rows = []
