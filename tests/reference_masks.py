@@ -53,6 +53,13 @@ That evening, looking at the white trousers' kept hole: the matted cut had run
 the gap's paper up over the crotch fold into the printed fabric above it (a lion
 print cut in half); fg strokes across the crotch and along the fold's upper
 edge, checked at 6x and 12x on the 640 px photo.
+On 2026-12-05, looking one by one at the photos over the silhouette limit, two
+cuts ran inside the product along a whole side, in thin strips that the sweep's
+80 px threshold had missed: a printed pyjama set's right side (2-13 px inside,
+through the print; the wand had leaked into the white flowers beside the shadow)
+and the strip of pink knit beyond a scarf's rolled ridge below its loop (the knit's
+hue and chroma, where a shadow on the paper is neutral).  Fg strokes 3 px inside
+the outermost pixel of the fabric's own colour, per row, checked at 5-10x.
 Seeds are set from the photo only, never from a render's mask.
 """
 
