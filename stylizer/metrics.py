@@ -33,7 +33,8 @@ evaluation), they catch mask errors; measured against the renderer's own mask
 * ``silhouette_change``: the product's mask estimated on the render vs on the
   original (same estimator), pixels that differ as a share of the product's
   area: a product that grew (a rim, a shadow read as product) or shrank;
-  optionally only where the render visibly changed (``visible_change``).
+  optionally only where the render visibly changed (``visible_change``), growth
+  and shrinkage each near its own kind of change.
 
 Networks are passed in (an encoder and a fitted :class:`StyleSpace`), never
 loaded at import, so the metrics module stays cheap to import.
@@ -293,6 +294,7 @@ def silhouette_change(
     after: np.ndarray | None = None,
     where: np.ndarray | None = None,
     product_area: float | None = None,
+    shrink_where: np.ndarray | None = None,
 ) -> float:
     """Pixels whose product/not-product call differs between render and original, per product pixel.
 
@@ -316,6 +318,15 @@ def silhouette_change(
     estimate on ``original`` (a reference mask): the estimator may see nothing
     at all on the original (a pale thong on a marble scene), and then only a
     known area keeps the figure defined.
+    ``shrink_where``: when given, ``where`` bounds growth only (pixels the
+    estimate gained on ``rendered``) and this region bounds shrinkage (pixels
+    it lost).  With a reference product mask: growth near pixels that changed
+    outside the product (backdrop the render kept where the original shows the
+    scene), shrinkage near pixels that changed inside it (product the render
+    lost).  A product cannot grow where the render shows less of it: an
+    estimator that gains product beside product the render lost, or drops
+    product beside kept paper, has flipped its own call, as it does far from
+    any change (``visible_change(..., within=...)`` builds both regions).
     """
     _check_pair(original, rendered)
     if estimator is None:
@@ -331,18 +342,32 @@ def silhouette_change(
         a8 = a.astype(np.uint8)
         outline = (cv2.dilate(a8, k) > 0) & (cv2.erode(a8, k) == 0)
         diff &= ~outline
-    if where is not None:
+    if shrink_where is not None:
+        grown = diff & b if where is None else diff & b & np.asarray(where, bool)
+        diff = grown | (diff & a & np.asarray(shrink_where, bool))
+    elif where is not None:
         diff &= np.asarray(where, bool)
     return float(diff.sum()) / max(float(product_area if product_area is not None else a.sum()), 1.0)
 
 
-def visible_change(a: np.ndarray, b: np.ndarray, jnd: float = 2.3, reach_px: int = 3) -> np.ndarray:
+def visible_change(
+    a: np.ndarray,
+    b: np.ndarray,
+    jnd: float = 2.3,
+    reach_px: int = 3,
+    within: np.ndarray | None = None,
+) -> np.ndarray:
     """Where ``b`` visibly differs from ``a`` (CIEDE2000 over ``jnd``), grown by ``reach_px``.
 
     The region a silhouette can have changed in (:func:`silhouette_change`'s
     ``where``): the growth covers the estimator's own blur around a changed edge.
+    ``within``: count only changed pixels inside this ``HxW`` bool region, before
+    the growth (outside a reference product for growth, inside it for shrinkage).
     """
-    changed = (delta_e_map(a, b) > jnd).astype(np.uint8)
+    changed = delta_e_map(a, b) > jnd
+    if within is not None:
+        changed &= np.asarray(within, bool)
+    changed = changed.astype(np.uint8)
     if reach_px > 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach_px + 1,) * 2)
         changed = cv2.dilate(changed, k)

@@ -182,3 +182,47 @@ def test_silhouette_where_counts_growth_at_changed_pixels_not_an_estimator_flip(
     assert silhouette_change(
         photo, grown, flips, before=blind, where=where, product_area=1600.0
     ) == pytest.approx((400 + 3 * 40) / 1600, rel=0.1)
+
+
+def test_silhouette_split_counts_growth_by_kept_backdrop_and_shrinkage_by_lost_product() -> None:
+    """With a reference, growth counts only near pixels that changed outside the product and
+    shrinkage only near pixels that changed inside it: an estimator that gains product beside
+    product the render lost (or drops product beside kept paper) has flipped its own call."""
+    h, w = 100, 100
+    ref = np.zeros((h, w), bool)
+    ref[20:60, 30:70] = True
+    ideal = np.full((h, w, 3), 230, np.uint8)
+    ideal[ref] = 20
+    render = ideal.copy()
+    render[60:70, 30:70] = 20  # kept backdrop below the product: real growth
+    render[20:60, 30:34] = 230  # the product's left 4 columns lost to the scene: real shrinkage
+
+    def est(image: np.ndarray) -> np.ndarray:
+        out = (image[..., 0] < 128).astype(np.float32)
+        if image[40, 31, 0] > 128:  # the lost column makes it gain a strip beyond it, on the left
+            out[20:60, 22:30] = 1.0
+        if image[65, 50, 0] < 128:  # the kept band makes it drop the product's bottom-right corner
+            out[52:60, 62:70] = 0.0
+        return out
+
+    grow_where = visible_change(ideal, render, within=~ref)
+    shrink_where = visible_change(ideal, render, within=ref)
+    assert grow_where[60:70, 30:70].all() and not grow_where[20:57, 22:30].any()
+    assert shrink_where[20:60, 30:34].all() and not shrink_where[52:57, 62:70].any()
+    kw = dict(tolerance_px=2, product_area=float(ref.sum()))
+    unsplit = silhouette_change(ideal, render, est, where=visible_change(ideal, render), **kw)
+    split = silhouette_change(ideal, render, est, where=grow_where, shrink_where=shrink_where, **kw)
+    band = (10 - 2) * 40  # the kept band beyond the 2 px outline tolerance
+    lost = 40 * (4 - 2)  # the lost columns beyond it (the 2 px next to the outline are tolerated)
+    assert split == pytest.approx((band + lost) / 1600, rel=0.15)
+    # Unsplit, the flips within reach of a change count too: a column of the strip gained
+    # beside the lost columns (40 px) and a row of the dropped corner (8 px).
+    assert unsplit - split == pytest.approx(48 / 1600, abs=4 / 1600)
+
+    def honest(image: np.ndarray) -> np.ndarray:
+        return (image[..., 0] < 128).astype(np.float32)
+
+    # An estimator that does not flip is scored the same either way.
+    assert silhouette_change(
+        ideal, render, honest, where=grow_where, shrink_where=shrink_where, **kw
+    ) == pytest.approx(silhouette_change(ideal, render, honest, where=visible_change(ideal, render), **kw))

@@ -36,8 +36,15 @@ materials 0.85) with the default shadow, and measured with
   12.8 % (2026-12-03; another draw of the noise moved it by 100 % on a thong
   over marble, where it sees no product on the ideal render at all).  A product
   can only grow or shrink where pixels changed, so the figure is counted there,
-  and per pixel of the reference's product.  The CSV keeps the unrestricted
-  figure (``silhouette_anywhere``), that noise floor (``silhouette_noise_floor``)
+  and per pixel of the reference's product; and each only where its own kind of
+  change is: growth near pixels that changed outside the reference product
+  (backdrop kept where the ideal render shows the scene), shrinkage near pixels
+  that changed inside it (product lost).  A product cannot grow where the render
+  shows less of it: on a pale thong over marble, where the estimator sees no
+  product on the ideal render, it "gained" 386 px beside the 1 px of edge the
+  render lost (2026-12-05).  The CSV keeps that figure unsplit
+  (``silhouette_unsplit``), the unrestricted figure (``silhouette_anywhere``),
+  that noise floor (``silhouette_noise_floor``)
   and the figure against the photo (``silhouette_vs_photo``) for comparison,
   and the rim of the photo's product over the finished scene alone
   (``rim_scene_only``): what the scene and its shadow leave with no backdrop
@@ -150,6 +157,13 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
                 "rim_scene_only": rim_score(img, np.where(ref[..., None] > 0.5, img, r.scene), ref),
                 "hole": hole,
                 "silhouette": silhouette_change(
+                    ideal, r.image, before=on_ideal, after=after, tolerance_px=2,
+                    where=visible_change(ideal, r.image, within=ref <= 0.5),
+                    shrink_where=visible_change(ideal, r.image, within=ref > 0.5),
+                    product_area=float(ref.sum()),
+                ),
+                # Growth and shrinkage both counted near any change (until 2026-12-05).
+                "silhouette_unsplit": silhouette_change(
                     ideal, r.image, before=on_ideal, after=after, tolerance_px=2,
                     where=visible_change(ideal, r.image), product_area=float(ref.sum()),
                 ),
