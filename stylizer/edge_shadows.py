@@ -94,27 +94,35 @@ def drop_edge_shadows(
         & (d[..., 0] > -SHADOW_MAX_DROP)
     )
     dark = (lightest < -SHADOW_MAX_DROP) & (chroma < 1.5 * t_lo) & (d[..., 0] > 0.5 * local_l)
-    shade = edge & (coloured | dark)
+    shade = edge & dark
     shade |= _fading_edge_shadow(alpha, d[..., 0], chroma, core, edge, local_l, reach, t_lo)
     shade |= _wide_edge_shadow(lab[..., 0], d[..., 0], chroma, edge, local, local_l, reach, t_lo)
-    if not shade.any():
+    tinted_out = edge & coloured
+    if not (shade.any() or tinted_out.any()):
         return alpha
     # Outside means the open backdrop around the product (reaching the frame), not a hole
     # in the mask: beside a hole the mask may have got wrong, a white sole's shaded rim is
-    # as neutral as a shadow.
+    # as neutral as a shadow.  Only the chroma cue, which asks for a coloured product
+    # around, also reaches into holes: the shaded paper seen through a pink scarf's loop
+    # is neutral beside the knit, as a shadow outside is.
     n, labels = cv2.connectedComponents((alpha <= 0.0).astype(np.uint8), connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     outside = (alpha <= 0.0) & np.isin(labels, border[border > 0])
-    n, labels = cv2.connectedComponents((shade | outside).astype(np.uint8), connectivity=4)
-    touching = np.zeros(n, bool)
-    touching[np.unique(labels[outside])] = True
-    drop = shade & touching[labels]
+    drop = _reaching(shade, outside) | _reaching(tinted_out, alpha <= 0.0)
     out = alpha.copy()
     out[drop] = 0.0
     # Soften the new edge only (one pixel around what was dropped), never raising alpha.
     near = cv2.dilate(drop.astype(np.uint8), _disk(1)) > 0
     out[near] = np.minimum(cv2.GaussianBlur(out, (0, 0), 0.6)[near], alpha[near])
     return out
+
+
+def _reaching(shade: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
+    """The pixels of ``shade`` connected (4-neighbours, through ``shade``) to ``backdrop``."""
+    n, labels = cv2.connectedComponents((shade | backdrop).astype(np.uint8), connectivity=4)
+    touching = np.zeros(n, bool)
+    touching[np.unique(labels[backdrop])] = True
+    return shade & touching[labels]
 
 
 def _fading_edge_shadow(

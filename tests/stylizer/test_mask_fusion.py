@@ -426,3 +426,33 @@ def test_demo_sneaker_sole_on_the_floor_stays_product(seed: int) -> None:
     fused = product_mask(img, method="fused") > 0.5
     ex = exact > 127
     assert (fused & ex).sum() / (fused | ex).sum() > 0.95
+
+
+def test_shaded_paper_inside_a_coloured_products_hole_is_dropped_but_not_beside_a_white_one() -> None:
+    """The paper seen through a pink scarf's loop is shaded along the rim by the knit; the
+    working-resolution decision keeps that rim.  The chroma cue reaches into the hole as it
+    does into the open backdrop, and the shaded rim leaves the mask; the knit stays.  The
+    cues for white products do not: beside a white product, a shaded rim around a hole
+    the mask may have got wrong is as neutral as a white sole's own shade."""
+    from stylizer.edge_shadows import drop_edge_shadows
+    from stylizer.masks import _lab
+
+    h, w = 120, 120
+    paper = np.array([236, 236, 238], np.float32)
+    bg = np.broadcast_to(_lab(paper[None, None].astype(np.uint8)), (h, w, 3)).copy()
+    alpha = np.zeros((h, w), np.float32)
+    alpha[20:100, 20:100] = 1.0
+    alpha[44:76, 44:76] = 0.0  # the hole the decision carved, short of its shaded rim
+
+    def photo(colour: tuple[int, int, int]) -> np.ndarray:
+        img = np.broadcast_to(paper, (h, w, 3)).copy()
+        img[20:100, 20:100] = colour
+        img[40:80, 40:80] = paper * 0.85  # the hole's rim: the paper in the knit's shade
+        img[44:76, 44:76] = paper
+        return img.astype(np.uint8)
+
+    out = drop_edge_shadows(photo((214, 170, 170)), alpha, bg, t_lo=2.5, reach=5)
+    assert (out[42:78, 41:43] < 0.5).all() and (out[41:43, 42:78] < 0.5).all()  # rim: paper
+    assert (out[20:100, 20:39] == 1.0).all()  # the knit around is untouched
+    out = drop_edge_shadows(photo((247, 247, 246)), alpha, bg, t_lo=2.5, reach=5)
+    assert (out[42:78, 41:43] > 0.5).all()  # beside a white product the rim stays
