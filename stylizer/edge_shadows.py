@@ -7,7 +7,7 @@ shows it as a grey band of old paper between the product and the new scene.
 At full size the shadow can be told from the product by what it is (the paper,
 darker, with the paper's tint) and by its profile across the edge; these rules
 look only within a few pixels of the mask's edge and drop only what connects to
-the open backdrop.
+the open backdrop (or, for shade beside a coloured product, to a hole in the mask).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def drop_edge_shadows(
     shadow is the paper, darker, with the paper's chroma, while the product
     next to it has chroma of its own, or (a black product) is darker than any
     shadow.  So within ``reach`` px inside the edge, a pixel darker than the
-    backdrop, connected to the outside through such pixels, is backdrop when
+    backdrop, connected to the outside through such pixels (by the first cue
+    below, to a hole in the mask too), is backdrop when
 
     * beside a coloured product, it has under 40 % of the chroma of the
       product around it (and under ``1.5 t_lo`` away from the paper's); or
