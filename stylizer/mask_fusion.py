@@ -67,7 +67,7 @@ from stylizer.mask_classical import ClassicalEstimate, MaskParams, _disk, _lab, 
 __all__ = ["MASK_VERSION", "fuse", "fused_mask", "guided_filter", "refine_edge"]
 
 #: Bump when the mask a photo gets changes: it keys the on-disk mask cache.
-MASK_VERSION = "fused-12"
+MASK_VERSION = "fused-13"
 
 #: Prior probability at which a pixel counts as salient.
 _PRIOR_ON = 0.5

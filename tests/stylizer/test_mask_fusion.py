@@ -456,3 +456,33 @@ def test_shaded_paper_inside_a_coloured_products_hole_is_dropped_but_not_beside_
     assert (out[20:100, 20:39] == 1.0).all()  # the knit around is untouched
     out = drop_edge_shadows(photo((247, 247, 246)), alpha, bg, t_lo=2.5, reach=5)
     assert (out[42:78, 41:43] > 0.5).all()  # beside a white product the rim stays
+
+
+def test_fading_rule_does_not_trust_the_profile_beside_a_textured_light_product() -> None:
+    """The fading rule reads a dip then a slope across the edge as a shadow beside a white
+    product.  On a light-grey heather the texture's own dark pixels make such dips all along
+    its edge (the rule took 76 px of a hood's top edge): where the product around is rough,
+    the edge is left alone, while the same profile beside smooth white fabric still goes."""
+    from stylizer.edge_shadows import drop_edge_shadows
+    from stylizer.masks import _lab
+
+    h, w = 120, 120
+    paper = np.array([236, 236, 238], np.float32)
+    bg = np.broadcast_to(_lab(paper[None, None].astype(np.uint8)), (h, w, 3)).copy()
+    alpha = np.zeros((h, w), np.float32)
+    alpha[20:100, 30:83] = 1.0
+    alpha[20:100, 83], alpha[20:100, 84] = 0.4, 0.1
+    rng = np.random.default_rng(0)
+
+    def photo(texture: float) -> np.ndarray:
+        img = np.broadcast_to(paper, (h, w, 3)).copy()
+        img[20:100, 30:80] = (240, 240, 239)
+        img[20:100, 30:80] += rng.normal(0, texture, (80, 50, 1))
+        for x, shade in zip(range(80, 85), (0.8, 0.87, 0.91, 0.95, 0.98), strict=True):
+            img[20:100, x] = paper * shade
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    out = drop_edge_shadows(photo(0.0), alpha, bg, t_lo=2.5, reach=5)
+    assert (out[22:98, 81:85] < 0.5).all()  # smooth: the slope is taken
+    out = drop_edge_shadows(photo(6.0), alpha, bg, t_lo=2.5, reach=5)
+    assert (out[22:98, 81:83] > 0.5).mean() > 0.9  # textured: the edge stays
