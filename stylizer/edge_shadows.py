@@ -175,7 +175,7 @@ def _fading_edge_shadow(
     (2026-12-05, fused-13) it takes 818 px of shadow out beside white trousers,
     a white tee, a white shirt, a white sole and a hat, and 149 px of product edge
     with it (a printed tee's sleeve and the hood's top, 39 px, where the heather
-    is smoother), against 835 and 208 px without the smoothness test.
+    is smoother), against 840 and 208 px without the smoothness test.
     """
     dist = cv2.distanceTransform((core == 0).astype(np.uint8), cv2.DIST_L2, 3)
     k = np.ones((5, 5), np.uint8)
