@@ -118,6 +118,44 @@ def test_paper_tinted_shadow_beside_a_tinted_white_sole_is_carved() -> None:
     assert neutral[heel].mean() > 0.9
 
 
+def test_deep_warm_shadow_of_gold_is_carved_but_not_a_thin_rim_or_a_more_coloured_part() -> None:
+    """Gold earrings throw a warm shadow that the metal's reflected light tints to most of
+    the metal's own chroma (0.82 of it on 0650447001); the classical mask keeps it and the
+    prior sees none of it.  A blob of such shadow beside the product goes.  Kept: a strip
+    of the same tint 3 px wide along the product's edge (as likely its shaded rim), and a
+    blob more coloured than the product (a part of it the prior missed, not a shadow)."""
+    from stylizer.masks import _lab
+
+    paper = np.array([236.0, 236.0, 238.0], np.float32)
+    gold = np.array([205.0, 160.0, 95.0], np.float32)
+    metal = _rect(40, 120, 40, 110)
+    blob = _rect(120, 150, 70, 110)  # below the metal, opening onto the paper
+    rim = _rect(50, 110, 110, 113)  # along its right edge
+
+    def fused_for(shadow: np.ndarray) -> tuple[np.ndarray, float]:
+        img = np.broadcast_to(paper, (200, 160, 3)).copy()
+        img[metal] = gold
+        img[blob] = shadow
+        img[rim] = shadow
+        rgb = np.clip(cv2.GaussianBlur(img, (0, 0), 0.7), 0, 255).astype(np.uint8)
+        est = estimate_classical(rgb)
+        kept = metal | blob | rim  # say the classical mask kept the shadows
+        est = type(est)(kept, est.dist, est.t_lo, est.grad, est.t_edge, est.texture, est.diff)
+        prior = np.where(metal, 1.0, 0.0).astype(np.float32)
+        lab = _lab(np.stack([gold, shadow, paper])[None].astype(np.uint8))[0]
+        share = float(np.hypot(*(lab[1, 1:] - lab[2, 1:])) / np.hypot(*(lab[0, 1:] - lab[2, 1:])))
+        return fuse(est, prior, MaskParams()), share
+
+    # the paper darkened by 18 L and tinted towards the gold: 0.8 of its chroma
+    fused, share = fused_for(np.array([219.0, 180.0, 128.0], np.float32))
+    assert 0.7 < share < 1.0  # deeper in colour than fused-13's bound (0.7) let go
+    assert fused[blob].mean() < 0.1
+    assert fused[metal].all() and fused[rim].mean() > 0.9
+    richer, share = fused_for(np.array([232.0, 176.0, 92.0], np.float32))
+    assert share > 1.0
+    assert richer[blob].mean() > 0.9
+
+
 def test_thin_tie_the_opening_would_erase_is_kept_but_not_its_shadow_or_paper() -> None:
     """A pale tie 3 px wide hangs from the brim; the classical mask misses it (it is near
     the paper's colour) and the opening that takes the prior's padding away would erase
