@@ -441,7 +441,7 @@ def test_demo_sneakers_grey_sole_stays_product() -> None:
     """A shoe's sole is an even grey walled in by its outline, and the prior may leave it
     out as it would a hole: it must not be carved (it was, on this demo-world sneaker:
     IoU 0.71 with its exact mask and product dE 9.8 in the render)."""
-    from data.synthetic.images import ProductSpec, draw_product
+    from demo.images import ProductSpec, draw_product
 
     spec = ProductSpec("shoe", "sneaker", "purple", (105, 44, 140), "dots", (164, 130, 183), 71.9)
     img, exact = draw_product(spec, 256, np.random.default_rng(31))
