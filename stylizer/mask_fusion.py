@@ -23,7 +23,10 @@ region must prove it is product and not backdrop:
    (padding, or the gap between two legs that is open at the hem): rejected.
    On the 60 reference photos such regions meet it with no outline at all,
    while a white tee's back collar, whose top edge is faint, has an outline
-   along 47 % of the contact;
+   along 47 % of the contact.  Nor is a region that is mostly paper-coloured
+   pixels in a gap narrower than ``_GAP_BRIDGE`` between classical parts, where it
+   meets the open backdrop anywhere without an outline: the paper between two
+   crayons, which the prior is sure of too;
 3. a region walled in by product or outline (a handle's inside, a white sleeve)
    is kept unless it looks like backdrop: within the backdrop's colour threshold
    *and* as smooth as the backdrop.  A hole of that kind larger than
@@ -67,7 +70,7 @@ from stylizer.mask_classical import ClassicalEstimate, MaskParams, _disk, _lab, 
 __all__ = ["MASK_VERSION", "fuse", "fused_mask", "guided_filter", "refine_edge"]
 
 #: Bump when the mask a photo gets changes: it keys the on-disk mask cache.
-MASK_VERSION = "fused-14"
+MASK_VERSION = "fused-15"
 
 #: Prior probability at which a pixel counts as salient.
 _PRIOR_ON = 0.5
@@ -78,6 +81,10 @@ _THIN_ON = 0.3
 _UNSURE_ON = 0.3
 #: Width (px, working resolution) of a gap between classical parts that such pixels do not fill.
 _GAP_BRIDGE = 15
+#: Share of an added region, at or above which, in such a gap and of the paper's colour, it is
+#: paper seen between two parts where it also meets the open backdrop with no outline there
+#: (crayons lying side by side: 0.84; the most of any region walled in or product: 0.73).
+_PAPER_GAP_SHARE = 0.75
 #: Smallest mean colour distance from the backdrop (in ``t_lo``) of such a thin part.
 _THIN_MIN_DIST = 0.5
 #: How much less salient than the product around it a carved region must be.
@@ -251,6 +258,7 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
     # (the paper between two crayons lying side by side).
     bridged = cv2.morphologyEx(c.astype(np.uint8), cv2.MORPH_CLOSE, _disk(_GAP_BRIDGE // 2)) > 0
     unsure = (prior >= _UNSURE_ON) & ~_cast_shade(est) & ~bridged
+    paper_gap = bridged & (est.dist < est.t_lo)
     gain = cv2.morphologyEx(((salient | unsure) & ~c).astype(np.uint8), cv2.MORPH_OPEN, _disk(2)) > 0
     gain |= thin
     n, labels, stats = _components(gain)
@@ -258,6 +266,13 @@ def fuse(est: ClassicalEstimate, prior: np.ndarray, p: MaskParams) -> np.ndarray
         crop, region, open_share = _open_contact(labels, stats, i, ~c & ~salient, walled)
         # (2) Backdrop continuing inward with no outline: padding or an open gap.
         if open_share is not None and open_share > _MAX_OPEN_CONTACT:
+            continue
+        # (2b) Paper seen between two parts lying side by side, which the prior is sure of
+        # too (the middle of the gap between two crayons): mostly the paper's colour, in a
+        # gap narrower than _GAP_BRIDGE, and open to the backdrop somewhere.  White fabric
+        # between dark motifs is walled in (open share 0), or it would be lost here too.
+        open_somewhere = open_share is not None and open_share > 0.0
+        if open_somewhere and float(paper_gap[crop][region].mean()) >= _PAPER_GAP_SHARE:
             continue
         # (3) Enclosed: product unless it looks like backdrop and is a real hole.
         backdrop_like = (

@@ -219,6 +219,32 @@ def test_walled_white_panel_is_added_where_the_prior_is_only_unsure_of_it(
     assert fuse(est, prior, MaskParams())[unsure_half].mean() < 0.05
 
 
+def test_paper_between_two_bars_is_not_added_but_white_walled_in_by_them_is() -> None:
+    """Two crayons lie side by side with 12 px of paper between them; the prior bridges the
+    middle of the gap and is sure of it (it was, on 0571818001: 332 px of paper kept at 384
+    px).  That region meets the rest of the gap, open paper with no outline, so it stays
+    background.  The same white closed at both ends by product (fabric between two dark
+    stripes) is added."""
+    img, _ = _paper_and_brim()
+    top, bottom = _rect(60, 89, 20, 140), _rect(101, 130, 20, 140)
+    bridge = _rect(89, 101, 50, 110)  # what the prior bridges
+    img[top | bottom] = (90, 90, 96)
+
+    def fused_for(image: np.ndarray, parts: np.ndarray) -> np.ndarray:
+        rgb = np.clip(cv2.GaussianBlur(image, (0, 0), 0.7), 0, 255).astype(np.uint8)
+        est = estimate_classical(rgb)
+        est = type(est)(parts, est.dist, est.t_lo, est.grad, est.t_edge, est.texture, est.diff)
+        prior = cv2.GaussianBlur((parts | bridge).astype(np.float32), (0, 0), 1.0)
+        return fuse(est, prior, MaskParams())
+
+    inner = _rect(91, 99, 55, 105)
+    assert fused_for(img, top | bottom)[inner].mean() < 0.05
+    ends = _rect(60, 130, 42, 50) | _rect(60, 130, 110, 118)
+    closed = img.copy()
+    closed[ends] = (90, 90, 96)
+    assert fused_for(closed, top | bottom | ends)[inner].mean() > 0.95
+
+
 def test_prior_adds_walled_product_but_not_padding_or_a_handle_hole() -> None:
     h, w = 200, 160
     rgb = np.full((h, w, 3), 236, np.uint8)
