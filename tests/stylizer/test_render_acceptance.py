@@ -219,7 +219,7 @@ def test_fused_masks_beat_the_classical_ones_on_the_hard_photos(shared_data: Pat
     (a hat's thin tie kept): 0.905 -> 0.972, summed holes 0.220 -> 0.004; 2026-12-05, fused-11
     (unsure pixels followed): 0.905 -> 0.972 (0.9724), summed holes 0.220 -> 0.004; fused-12
     and the scarf's mended reference: 0.906 -> 0.973 (0.9732), summed holes 0.220 -> 0.003;
-    fused-13 the same."""
+    fused-13 to fused-15 (2026-12-06) the same."""
     from stylizer.masks import product_mask
 
     rows = []
