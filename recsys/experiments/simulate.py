@@ -145,7 +145,11 @@ class ABSimulator:
             raise ValueError("the world has no style outside the holdout to render with")
         masked = np.where(shown[None, :], affinity, -np.inf)
         if segmenting == "top_style":
-            self.user_style = masked.argmax(axis=1)
+            # A user planted with equal taste for several styles has affinities equal up to the
+            # last bit, and which one wins differs between machines (the A/B notebook's user
+            # u00053 went to s08 on one, s11 on an AVX-512 one); rounded first, such a tie goes
+            # to the first style on every machine.
+            self.user_style = np.round(masked, 9).argmax(axis=1)
             self.user_segment = np.array([f"seg-{self.style_ids[s]}" for s in self.user_style])
         elif segmenting == "kmeans":
             from sklearn.cluster import KMeans

@@ -117,3 +117,24 @@ def test_power_at_calculated_size_on_world(world: object) -> None:
     power = res["rejected"].mean()
     se = np.sqrt(0.8 * 0.2 / len(res))
     assert 0.8 - 3 * se <= power <= 0.9, (n, power)
+
+
+def test_a_tie_in_planted_taste_goes_to_the_first_style_on_every_machine(world: object) -> None:
+    """A user planted with equal taste for several styles has affinities equal up to the last
+    bit, and which one won differed between machines (the A/B notebook's stored segment of
+    u00053 flipped between s08 and s11).  The tie goes to the first style, whatever the last
+    bit says."""
+    import copy
+
+    tied = copy.copy(world)
+    tied.truth = dict(world.truth)
+    affinity = np.array(world.truth["affinity"], float)
+    shown = [i for i, s in enumerate(np.asarray(world.truth["style_ids"]).astype(str))
+             if s not in set(np.asarray(world.truth.get("holdout_style_ids", [])).astype(str))]
+    first, later = shown[0], shown[-1]
+    affinity[0] = 0.0
+    affinity[0, first] = 1.2178368211952020
+    affinity[0, later] = np.nextafter(affinity[0, first], 2.0)  # one bit above
+    tied.truth["affinity"] = affinity
+    assert affinity[0].argmax() == later  # what argmax alone would pick
+    assert ABSimulator(tied).user_style[0] == first
