@@ -60,6 +60,11 @@ through the print; the wand had leaked into the white flowers beside the shadow)
 and the strip of pink knit beyond a scarf's rolled ridge below its loop (the knit's
 hue and chroma, where a shadow on the paper is neutral).  Fg strokes 3 px inside
 the outermost pixel of the fabric's own colour, per row, checked at 5-10x.
+On 2026-12-06, looking at the shoes' silhouette figure: along the left shoe's right side
+the cut had taken a 2-4 px strip of grey leather (the welt's lit top, L 90-120, darker than
+the shaded paper beside it at 130-140, so no sharpening halo) for paper while keeping the
+sole's black outline beyond it (L 5-15), a notch no paper can make; an fg stroke 2 px inside
+that outline, per 4 rows, checked at 7x with the contrast stretched.
 Seeds are set from the photo only, never from a render's mask.
 """
 
