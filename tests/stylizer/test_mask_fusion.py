@@ -161,9 +161,10 @@ def test_warm_shadow_the_prior_blurs_into_goes_with_its_fringe_but_not_a_large_m
     shadow (0.2-0.4 there, 0.18 at most on average over a region): the shadow is not
     salient, clearly less so than the metal, and small beside it, so it goes, and with it
     a strip 2 px wide along its foot that the opening spared.  (A pale tie the prior rates
-    0.45 stays: test_shadow_hanging_beside_a_thin_tie_is_carved_where_the_prior_sees_the_tie.)  A part the prior misses whole and that is as tinted and as dark (the
-    cups of a bra that fills the frame, beside straps the prior is sure of) is larger than
-    the product the prior sees: it stays."""
+    0.45 stays: see the hat's tie test above.)  A contact shadow deeper than
+    ``SHADOW_MAX_DROP`` goes while clearly less coloured than the metal.  A part the prior
+    misses whole and that is as tinted and as dark (the cups of a bra that fills the frame,
+    beside straps the prior is sure of) is larger than the product the prior sees: it stays."""
     paper = np.array([236.0, 236.0, 238.0], np.float32)
     gold = np.array([205.0, 160.0, 95.0], np.float32)
     shadow = np.array([219.0, 196.0, 160.0], np.float32)  # darker than paper, tinted gold
