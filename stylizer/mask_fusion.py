@@ -113,7 +113,9 @@ _TINT_OPEN = 2
 _TINT_DEEP_DROP = 36.0
 _TINT_DEEP_SHARE = 0.8
 #: Largest area of a tinted shadow, as a share of the product the prior is sure of (the
-#: earrings' shadows: 0.02-0.06; the bra's cups, which the prior misses: 0.3-6).
+#: earrings' shadows: 0.02-0.06; the bra's cups, which the prior misses: 0.3-6, and which
+#: the prior's gap test of fused-16 already keeps; this bound keeps a part the prior gives
+#: nothing beside a part it is sure of, where that test would not).
 _TINT_MAX_SHARE = 0.25
 #: A shadow of the paper's own tint beside a tinted product part (:func:`_carve_paper_shade`):
 #: the region's median chroma distance from the paper under this share of ``t_lo``, the
@@ -460,7 +462,7 @@ def _carve_tinted_shadows(
         fades = _into_paper(rim, crop, out, near_colour, walled)
         ring = (cv2.dilate(region.astype(np.uint8), _disk(6)) > 0) & ~region & out[crop]
         beside = float(np.percentile(prior[crop][ring], 90)) if ring.any() else 0.0
-        # The prior blurs the product into its shadow (0.2-0.4 under the earrings' clutches,
+        # The prior blurs the product into its shadow (medians 0.17-0.37 under the earrings' clutches,
         # 0.18 at most on average over a region), so a shadow need only be clearly less
         # salient than the product beside it, below where a thin part the prior is unsure
         # of is followed (_THIN_ON: a pale tie, 0.4), and small next to it: a part the
