@@ -48,7 +48,14 @@ materials 0.85) with the default shadow, and measured with
   and the figure against the photo (``silhouette_vs_photo``) for comparison,
   and the rim of the photo's product over the finished scene alone
   (``rim_scene_only``): what the scene and its shadow leave with no backdrop
-  kept by the mask.
+  kept by the mask.  It also renders the reference itself as the mask, its edge
+  feathered by a Gaussian of 0.7 px, and keeps that render's figure
+  (``silhouette_perfect_soft``): what a perfect mask composited softly, as the
+  issue asks, scores.  It is over the limit on 7 of the 360 renders, up to
+  7.0 % on the bra over marble (2026-12-06), where the renderer's own figure
+  is 0.03 %: a render over the limit where the perfect mask is far under it
+  (the printed tee: 2.2-3.7 % against 0.00 %) is the mask's doing; one where
+  both are over is, at least in part, the estimator's.
 
 The default run compares the fused and the classical masks against the references
 on the hard photos (white and light garments on light grey, thin straps, trousers
@@ -62,6 +69,7 @@ import functools
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from reference_masks import reference_for
@@ -95,6 +103,8 @@ HARD = (
 )
 
 LIMITS = {"delta_e": 1.0, "rim": 0.02, "hole": 0.002, "silhouette": 0.01}
+#: Feather (Gaussian sigma, px) of the reference when it is rendered as a perfect soft mask.
+PERFECT_FEATHER = 0.7
 
 
 @functools.lru_cache(maxsize=1)
@@ -128,14 +138,19 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
         img = load_image(path, max_side=MAX_SIDE).rgb
         ref = reference_for(str(path), (img.shape[1], img.shape[0])).astype(np.float32)
         mask = renderer.mask_for(img)
-        out = renderer.render_detailed(
-            [img] * len(pick), codes[pick], [mask] * len(pick),
+        render = functools.partial(
+            renderer.render_detailed, [img] * len(pick), codes[pick],
             scene_strengths=[strengths[i] for i in pick],
         )
+        out = render([mask] * len(pick))
+        # The reference itself as the renderer's mask, its edge feathered as a soft matte's
+        # is (PERFECT_FEATHER): a perfect mask composited softly, as the issue asks.  Its
+        # figure is what the silhouette estimator makes of a soft edge alone.
+        perfect = render([cv2.GaussianBlur(ref, (0, 0), PERFECT_FEATHER)] * len(pick))
         hole = hole_area(mask, ref)
         before = salient_prior(img)
         rng = np.random.default_rng(0)
-        for i, r in zip(pick, out, strict=True):
+        for i, r, p in zip(pick, out, perfect, strict=True):
             # The ideal render: the photo's product (by the reference) over this render's
             # finished scene.  Not over the render itself: there, backdrop the mask kept would
             # show in both images, and product grown by it could never be seen (until
@@ -144,6 +159,7 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
             on_ideal, after = salient_prior(ideal), salient_prior(r.image)
             # The estimator's noise floor: the ideal render plus one grey level of noise.
             noisy = np.clip(ideal + rng.integers(-1, 2, ideal.shape), 0, 255).astype(np.uint8)
+            ideal_p = np.where(ref[..., None] > 0.5, img, p.scene)
             rows.append({
                 "photo": stem,
                 "style": names[i],
@@ -156,11 +172,11 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
                 # pale scene darkened by the product's shadow can match the old paper by chance).
                 "rim_scene_only": rim_score(img, np.where(ref[..., None] > 0.5, img, r.scene), ref),
                 "hole": hole,
-                "silhouette": silhouette_change(
-                    ideal, r.image, before=on_ideal, after=after, tolerance_px=2,
-                    where=visible_change(ideal, r.image, within=ref <= 0.5),
-                    shrink_where=visible_change(ideal, r.image, within=ref > 0.5),
-                    product_area=float(ref.sum()),
+                "silhouette": _silhouette(ideal, r.image, ref, on_ideal, after),
+                # The same figure for the perfect mask composited softly, against its own
+                # ideal render (its scene differs a little: the fill and shadow follow the mask).
+                "silhouette_perfect_soft": _silhouette(
+                    ideal_p, p.image, ref, salient_prior(ideal_p), salient_prior(p.image)
                 ),
                 # Growth and shrinkage both counted near any change (until 2026-12-05).
                 "silhouette_unsplit": silhouette_change(
@@ -180,6 +196,19 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
     return rows
 
 
+def _silhouette(
+    ideal: np.ndarray, image: np.ndarray, ref: np.ndarray, on_ideal: np.ndarray, after: np.ndarray
+) -> float:
+    """The acceptance's silhouette change of ``image`` against its ideal render: growth near
+    pixels that changed outside the reference product, shrinkage near those inside it."""
+    return silhouette_change(
+        ideal, image, before=on_ideal, after=after, tolerance_px=2,
+        where=visible_change(ideal, image, within=ref <= 0.5),
+        shrink_where=visible_change(ideal, image, within=ref > 0.5),
+        product_area=float(ref.sum()),
+    )  # fmt: skip
+
+
 def _report(rows: list[dict]) -> str:
     lines = [f"{len(rows)} renders at {MAX_SIDE} px against reference masks:"]
     for key, limit in LIMITS.items():
@@ -189,6 +218,15 @@ def _report(rows: list[dict]) -> str:
             f"  {key:10s} worst {values.max():.4f} ({worst['photo']}, {worst['style']}), "
             f"median {np.median(values):.4f}, limit {limit}"
         )
+    limit = LIMITS["silhouette"]
+    over = [r for r in rows if r["silhouette"] > limit]
+    perfect_over = [r for r in rows if r["silhouette_perfect_soft"] > limit]
+    lines.append(
+        f"  silhouette over the limit: {len(over)} renders ({len({r['photo'] for r in over})} "
+        f"photos); with the perfect soft mask {len(perfect_over)} (worst "
+        f"{max(r['silhouette_perfect_soft'] for r in rows):.4f}), "
+        f"{sum(r['silhouette_perfect_soft'] > limit for r in over)} of the {len(over)} among them"
+    )
     return "\n".join(lines)
 
 
@@ -249,13 +287,13 @@ def test_fused_masks_beat_the_classical_ones_on_the_hard_photos(shared_data: Pat
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="issue 12 acceptance not met yet (docs/benchmarks.md, issue 12, twelfth pass): product "
-    "dE, the kept hole and, since fused-16, the rim are met on every render (worst 0.64, 0.14 %, "
-    "0.019); 6 of 60 photos are over the silhouette limit: gold earrings up to 8.1 % (where the "
-    "mask keeps part of their shadows), the printed tee's missed white fabric 3.7 %, the crayons "
-    "4.0 % and a bra 3.7 %, where one grey level of noise moves the estimator's verdict by up to "
-    "27 % and 5.2 %, black shoes' 1 px soft edge beside their deep shadow 2.5 %, a hat's tie "
-    "shadow 1.8 %",
+    reason="issue 12 acceptance not met yet (docs/benchmarks.md, issue 12, thirteenth pass): "
+    "product dE, the kept hole and the rim are met on every render (worst 0.64, 0.14 %, 0.019); "
+    "6 of 60 photos are over the silhouette limit, by the mask's errors: gold earrings up to "
+    "8.1 % (kept warm shadows), the printed tee's missed white fabric 3.7 %, black shoes' shadow "
+    "strip along the toe 2.5 %, a hat's tie shadow 1.8 %; and in part by the estimator's: the "
+    "crayons 4.0 % and a bra 3.7 %, where the reference itself composited with a soft edge "
+    "scores 1.5 % and 0.9 % (up to 7.0 % on other renders)",
     strict=True,
 )
 def test_all_60_photos_x_6_styles(shared_data: Path) -> None:
