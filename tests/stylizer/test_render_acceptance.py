@@ -170,7 +170,7 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
                 # The photo's product (by the reference) over the finished scene alone: the
                 # rim that the scene and its shadow leave with no backdrop kept by the mask (a
                 # pale scene darkened by the product's shadow can match the old paper by chance).
-                "rim_scene_only": rim_score(img, np.where(ref[..., None] > 0.5, img, r.scene), ref),
+                "rim_scene_only": rim_score(img, ideal, ref),
                 "hole": hole,
                 "silhouette": _silhouette(ideal, r.image, ref, on_ideal, after),
                 # The same figure for the perfect mask composited softly, against its own
