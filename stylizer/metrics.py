@@ -42,6 +42,7 @@ loaded at import, so the metrics module stays cheap to import.
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 import cv2
@@ -299,9 +300,11 @@ def silhouette_change(
     """Pixels whose product/not-product call differs between render and original, per product pixel.
 
     ``estimator(image) -> float HxW in [0, 1]``; default: the salient-object
-    prior (:func:`stylizer.saliency.salient_prior`), which judges shape and
-    does not assume a plain backdrop, so it reads the render as fairly as the
-    photo.  0 means the product's silhouette is exactly what it was.
+    prior (:func:`stylizer.saliency.salient_prior`) averaged over the image's
+    mirror images (``flips=True``), which judges shape and does not assume a
+    plain backdrop, so it reads the render as fairly as the photo; one view
+    alone flips its call on whole regions for changes nobody sees.  0 means
+    the product's silhouette is exactly what it was.
     ``before``: the estimator's output on ``original`` when already known (one
     photo under many styles); ``after``: the same on ``rendered`` (one render
     judged against two originals).  ``tolerance_px``: differences within this many
@@ -330,7 +333,9 @@ def silhouette_change(
     """
     _check_pair(original, rendered)
     if estimator is None:
-        from stylizer.saliency import salient_prior as estimator
+        from stylizer.saliency import salient_prior
+
+        estimator = functools.partial(salient_prior, flips=True)
     a = np.asarray(before if before is not None else estimator(original)) > 0.5  # type: ignore[operator]
     b = np.asarray(after if after is not None else estimator(rendered)) > 0.5  # type: ignore[operator]
     if product_area is None and not a.any():

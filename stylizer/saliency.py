@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["INPUT_SIDE", "available", "model_path", "salient_prior"]
+__all__ = ["INPUT_SIDE", "available", "model_path", "salient_prior", "salient_views"]
 
 #: The network's fixed input side.
 INPUT_SIDE = 320
@@ -79,21 +79,54 @@ def _session(threads: int) -> object:
         return sess
 
 
-def salient_prior(image: np.ndarray, threads: int | None = None) -> np.ndarray:
+def salient_prior(
+    image: np.ndarray, threads: int | None = None, flips: bool = False
+) -> np.ndarray:
     """Salient-object probability (float32 ``H x W`` in [0, 1]) at the image's size.
 
     The network's own sigmoid output, *not* min-max stretched (rembg stretches
     it): on a photo where the network sees no object the map stays low, and
     the fusion then trusts the classical mask.
+
+    ``flips``: the mean of the network's maps for the image and its mirror
+    images (:func:`salient_views`), four times the cost.  A measurement wants
+    it: one view flips its call on whole regions for changes nobody sees (a
+    perfect mask composited with a soft edge moved a bra's single-view estimate
+    by 7 % of its area, the four-view one by 1.3 %; 2026-12-06), and a
+    mirror image is the same product, so what the views disagree on is the
+    network's own noise.  The masks keep one view: they are fused with the
+    classical estimate, which fixes the prior's calls where they matter.
     """
+    if flips:
+        return salient_views(image, threads).mean(axis=0)
+    return _run(_input(image), image.shape[:2], threads)
+
+
+def salient_views(image: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """The prior (``4 x H x W``) on the image, flipped left-right, upside down and both,
+    each map flipped back onto the image; ``[0]`` is :func:`salient_prior`'s single view."""
+    x, size = _input(image), image.shape[:2]
+    return np.stack([
+        _run(x, size, threads),
+        _run(x[:, ::-1], size, threads)[:, ::-1],
+        _run(x[::-1], size, threads)[::-1],
+        _run(x[::-1, ::-1], size, threads)[::-1, ::-1],
+    ])
+
+
+def _input(image: np.ndarray) -> np.ndarray:
+    """The network's normalised ``INPUT_SIDE`` square input, channels last."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 image, got {image.dtype} {image.shape}")
-    h, w = image.shape[:2]
+    x = cv2.resize(image, (INPUT_SIDE, INPUT_SIDE), interpolation=cv2.INTER_AREA)
+    return (x.astype(np.float32) / 255.0 - _MEAN) / _STD
+
+
+def _run(x: np.ndarray, size: tuple[int, ...], threads: int | None) -> np.ndarray:
+    """One view through the network, resized to ``size`` (``(h, w)``)."""
     n_threads = threads if threads is not None else int(os.environ.get("STYLEREC_MASK_THREADS", 1))
     sess = _session(max(1, n_threads))
-    x = cv2.resize(image, (INPUT_SIDE, INPUT_SIDE), interpolation=cv2.INTER_AREA)
-    x = (x.astype(np.float32) / 255.0 - _MEAN) / _STD
-    feed = {sess.get_inputs()[0].name: x.transpose(2, 0, 1)[None]}  # type: ignore[attr-defined]
+    feed = {sess.get_inputs()[0].name: np.ascontiguousarray(x.transpose(2, 0, 1)[None])}  # type: ignore[attr-defined]
     out = sess.run(None, feed)[0][0, 0]  # type: ignore[attr-defined]
     prob = np.clip(out.astype(np.float32), 0.0, 1.0)
-    return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(prob, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)

@@ -14,7 +14,7 @@ from stylizer.image_io import load_image
 from stylizer.mask_cache import MaskCache
 from stylizer.mask_fusion import _thin_parts, fuse, guided_filter, refine_edge
 from stylizer.masks import MaskParams, binarize, estimate_classical, product_mask
-from stylizer.saliency import salient_prior
+from stylizer.saliency import salient_prior, salient_views
 
 
 def _trousers(h: int = 200, w: int = 160) -> tuple[np.ndarray, np.ndarray]:
@@ -345,6 +345,26 @@ def test_prior_loads_from_the_wheel_and_sees_a_product() -> None:
     prior = salient_prior(rgb)
     assert prior.shape == (h, w) and prior.dtype == np.float32
     assert prior[60:180, 60:120].mean() > 0.8 and prior[:20].mean() < 0.1
+
+
+def test_prior_over_flips_is_the_mean_of_four_mirror_views_and_mirror_consistent() -> None:
+    """The measuring estimator (``flips=True``) must call a mirror image of the product
+    what it calls the product, mirrored; the single view does not (0.85 apart here), and
+    that disagreement is the noise the silhouette figure should not count."""
+    rgb = np.full((240, 180, 3), 236, np.uint8)
+    cv2.rectangle(rgb, (40, 40), (90, 200), (120, 20, 30), -1)
+    cv2.rectangle(rgb, (90, 150), (150, 200), (30, 60, 140), -1)
+    cv2.circle(rgb, (120, 70), 18, (200, 200, 190), -1)
+    views = salient_views(rgb)
+    assert views.shape == (4, 240, 180) and views.dtype == np.float32
+    assert np.array_equal(views[0], salient_prior(rgb))  # the masks' single view, unchanged
+    mean = salient_prior(rgb, flips=True)
+    np.testing.assert_allclose(mean, views.mean(axis=0), atol=1e-6)
+    mirrored = np.ascontiguousarray(rgb[:, ::-1])
+    assert np.abs(salient_prior(mirrored, flips=True)[:, ::-1] - mean).max() < 1e-3
+    assert np.abs(salient_prior(mirrored)[:, ::-1] - views[0]).max() > 0.3
+    with pytest.raises(ValueError, match="RGB uint8"):
+        salient_prior(rgb.astype(np.float32), flips=True)
 
 
 def test_real_trousers_gap_and_white_garments(shared_data: Path) -> None:

@@ -82,7 +82,7 @@ from stylizer.metrics import (
     silhouette_change,
     visible_change,
 )
-from stylizer.saliency import salient_prior
+from stylizer.saliency import salient_views
 
 ARTWORKS = ("brushstrokes", "mondrian", "the_resevoir_at_poitiers")
 MATERIALS = ("marble", "linen", "concrete")
@@ -148,7 +148,7 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
         # figure is what the silhouette estimator makes of a soft edge alone.
         perfect = render([cv2.GaussianBlur(ref, (0, 0), PERFECT_FEATHER)] * len(pick))
         hole = hole_area(mask, ref)
-        before = salient_prior(img)
+        before = salient_views(img).mean(axis=0)
         rng = np.random.default_rng(0)
         for i, r, p in zip(pick, out, perfect, strict=True):
             # The ideal render: the photo's product (by the reference) over this render's
@@ -156,10 +156,14 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
             # show in both images, and product grown by it could never be seen (until
             # 2026-12-05 it was so, and the figure saw only product lost).
             ideal = np.where(ref[..., None] > 0.5, img, r.scene)
-            on_ideal, after = salient_prior(ideal), salient_prior(r.image)
+            ideal_p = np.where(ref[..., None] > 0.5, img, p.scene)
+            # The estimator's four views of each image (itself and its mirror images): the
+            # figures use their mean, the CSV also keeps the single view's (see the docstring).
+            views = {k: salient_views(v) for k, v in
+                     (("ideal", ideal), ("render", r.image), ("ideal_p", ideal_p), ("perfect", p.image))}
+            on_ideal, after = views["ideal"].mean(axis=0), views["render"].mean(axis=0)
             # The estimator's noise floor: the ideal render plus one grey level of noise.
             noisy = np.clip(ideal + rng.integers(-1, 2, ideal.shape), 0, 255).astype(np.uint8)
-            ideal_p = np.where(ref[..., None] > 0.5, img, p.scene)
             rows.append({
                 "photo": stem,
                 "style": names[i],
@@ -176,7 +180,15 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
                 # The same figure for the perfect mask composited softly, against its own
                 # ideal render (its scene differs a little: the fill and shadow follow the mask).
                 "silhouette_perfect_soft": _silhouette(
-                    ideal_p, p.image, ref, salient_prior(ideal_p), salient_prior(p.image)
+                    ideal_p, p.image, ref, views["ideal_p"].mean(axis=0),
+                    views["perfect"].mean(axis=0),
+                ),
+                # Both with the estimator's single view, as until 2026-12-06.
+                "silhouette_single_view": _silhouette(
+                    ideal, r.image, ref, views["ideal"][0], views["render"][0]
+                ),
+                "silhouette_perfect_soft_single_view": _silhouette(
+                    ideal_p, p.image, ref, views["ideal_p"][0], views["perfect"][0]
                 ),
                 # Growth and shrinkage both counted near any change (until 2026-12-05).
                 "silhouette_unsplit": silhouette_change(
