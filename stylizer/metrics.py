@@ -329,7 +329,11 @@ def silhouette_change(
     lost).  A product cannot grow where the render shows less of it: an
     estimator that gains product beside product the render lost, or drops
     product beside kept paper, has flipped its own call, as it does far from
-    any change (``visible_change(..., within=...)`` builds both regions).
+    any change (``visible_change(..., within=...)`` builds both regions).  Nor
+    can it grow into its own pixels, or shrink off the backdrop: intersect
+    growth's region with the outside of the reference and shrinkage's with its
+    inside, or an estimator whose outline falls short of the product on the
+    original counts the product's own edge as growth.
     """
     _check_pair(original, rendered)
     if estimator is None:

@@ -51,11 +51,28 @@ materials 0.85) with the default shadow, and measured with
   kept by the mask.  It also renders the reference itself as the mask, its edge
   feathered by a Gaussian of 0.7 px, and keeps that render's figure
   (``silhouette_perfect_soft``): what a perfect mask composited softly, as the
-  issue asks, scores.  It is over the limit on 7 of the 360 renders, up to
-  7.0 % on the bra over marble (2026-12-06), where the renderer's own figure
-  is 0.03 %: a render over the limit where the perfect mask is far under it
-  (the printed tee: 2.2-3.7 % against 0.00 %) is the mask's doing; one where
-  both are over is, at least in part, the estimator's.
+  issue asks, scores: a render over the limit where the perfect mask is far
+  under it (the printed tee: 2.0-3.9 % against 0.00 %) is the mask's doing; one
+  where both are over is, at least in part, the estimator's.  Two things make
+  the estimator fit to measure that (2026-12-06):
+
+  - it is u2netp's mean over the image and its three mirror images
+    (``salient_prior(..., flips=True)``).  With one view the perfect mask
+    scored 7.0 % on a bra over marble, where the renderer's own mask scored
+    0.03 %: the network's call on whole regions flipped with the soft edge;
+  - growth is counted outside the reference product only, shrinkage inside it
+    only: a product cannot grow into its own pixels.  The four views' mean
+    falls a few pixels short of a thong's edge on the ideal render, and 616
+    of the 627 px of "growth" on its render over marble (mask within a pixel
+    or two of the reference) were its own edge.
+
+  Over the 360 renders the perfect mask went from 7 over the limit (worst
+  7.0 %, one view, either side) to 4 (1.8 %, four views) to 1 (1.02 %, both),
+  and none of the renderer's 17 over the limit is among them.  The CSV keeps
+  the earlier figures: ``silhouette_either_side`` and
+  ``silhouette_perfect_soft_either_side`` (four views),
+  ``silhouette_single_view`` and ``silhouette_perfect_soft_single_view`` (one
+  view, either side, the acceptance's figure until then).
 
 The default run compares the fused and the classical masks against the references
 on the hard photos (white and light garments on light grey, thin straps, trousers
@@ -183,12 +200,21 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
                     ideal_p, p.image, ref, views["ideal_p"].mean(axis=0),
                     views["perfect"].mean(axis=0),
                 ),
-                # Both with the estimator's single view, as until 2026-12-06.
+                # Growth and shrinkage counted on either side of the reference's edge.
+                "silhouette_either_side": _silhouette(
+                    ideal, r.image, ref, on_ideal, after, either_side=True
+                ),
+                "silhouette_perfect_soft_either_side": _silhouette(
+                    ideal_p, p.image, ref, views["ideal_p"].mean(axis=0),
+                    views["perfect"].mean(axis=0), either_side=True,
+                ),
+                # With the estimator's single view and counted on either side, as until 2026-12-06.
                 "silhouette_single_view": _silhouette(
-                    ideal, r.image, ref, views["ideal"][0], views["render"][0]
+                    ideal, r.image, ref, views["ideal"][0], views["render"][0], either_side=True
                 ),
                 "silhouette_perfect_soft_single_view": _silhouette(
-                    ideal_p, p.image, ref, views["ideal_p"][0], views["perfect"][0]
+                    ideal_p, p.image, ref, views["ideal_p"][0], views["perfect"][0],
+                    either_side=True,
                 ),
                 # Growth and shrinkage both counted near any change (until 2026-12-05).
                 "silhouette_unsplit": silhouette_change(
@@ -209,15 +235,28 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
 
 
 def _silhouette(
-    ideal: np.ndarray, image: np.ndarray, ref: np.ndarray, on_ideal: np.ndarray, after: np.ndarray
+    ideal: np.ndarray,
+    image: np.ndarray,
+    ref: np.ndarray,
+    on_ideal: np.ndarray,
+    after: np.ndarray,
+    either_side: bool = False,
 ) -> float:
-    """The acceptance's silhouette change of ``image`` against its ideal render: growth near
-    pixels that changed outside the reference product, shrinkage near those inside it."""
+    """The acceptance's silhouette change of ``image`` against its ideal render: growth
+    outside the reference product, near pixels that changed there; shrinkage inside it,
+    near pixels that changed there.  A pixel of the product itself is not the product
+    grown, however the estimator called it on the ideal render (a thong over marble,
+    its mask within a pixel or two of the reference: 616 of its 627 px of "growth" lay
+    inside the product, where the four-view estimator's outline fell short on the
+    ideal render).  ``either_side``: the figure before that (until 2026-12-06)."""
+    inside = ref > 0.5
+    grow = visible_change(ideal, image, within=~inside)
+    shrink = visible_change(ideal, image, within=inside)
+    if not either_side:
+        grow, shrink = grow & ~inside, shrink & inside
     return silhouette_change(
         ideal, image, before=on_ideal, after=after, tolerance_px=2,
-        where=visible_change(ideal, image, within=ref <= 0.5),
-        shrink_where=visible_change(ideal, image, within=ref > 0.5),
-        product_area=float(ref.sum()),
+        where=grow, shrink_where=shrink, product_area=float(ref.sum()),
     )  # fmt: skip
 
 
@@ -252,6 +291,33 @@ def _check(rows: list[dict]) -> None:
     for row in rows:
         for key, limit in LIMITS.items():
             assert row[key] <= limit, (key, row)
+
+
+def test_silhouette_counts_growth_outside_the_product_and_shrinkage_inside_it() -> None:
+    """A render that keeps a strip of backdrop beside the product grows by that strip only:
+    the estimator's outline falling short of the product's edge on the ideal render is not
+    the product grown; and a band of the product lost is counted as shrinkage."""
+    ref = np.zeros((100, 100), np.float32)
+    ref[30:70, 30:70] = 1.0
+    ideal = np.full((100, 100, 3), 200, np.uint8)
+    ideal[ref > 0] = (50, 50, 150)
+    image = ideal.copy()
+    image[30:70, 70:74] = (50, 50, 150)  # backdrop kept beside the right edge
+    on_ideal = np.zeros((100, 100), np.float32)
+    on_ideal[30:70, 30:66] = 1.0  # short of the right edge by 4 px
+    after = np.zeros((100, 100), np.float32)
+    after[30:70, 30:74] = 1.0  # the edge and the kept strip
+    # Beyond the 2 px tolerance around the ideal estimate's outline (x 64-68): the kept strip
+    # (x 70-74) is growth; x 68-70 is the product's own edge.
+    assert _silhouette(ideal, image, ref, on_ideal, after) == pytest.approx(4 * 40 / 1600)
+    either = _silhouette(ideal, image, ref, on_ideal, after, either_side=True)
+    assert either == pytest.approx(6 * 40 / 1600)
+    lost = image.copy()
+    lost[30:70, 60:70] = 200  # the render loses a band of the product
+    shrunk = after.copy()
+    shrunk[30:70, 58:74] = 0.0
+    # x 58-64, off the 2 px band along the estimate's top and bottom edges: 6 x 36 px.
+    assert _silhouette(ideal, lost, ref, on_ideal, shrunk) == pytest.approx(6 * 36 / 1600)
 
 
 def test_fused_masks_beat_the_classical_ones_on_the_hard_photos(shared_data: Path) -> None:
@@ -299,13 +365,12 @@ def test_fused_masks_beat_the_classical_ones_on_the_hard_photos(shared_data: Pat
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="issue 12 acceptance not met yet (docs/benchmarks.md, issue 12, thirteenth pass): "
+    reason="issue 12 acceptance not met yet (docs/benchmarks.md, issue 12, fourteenth pass): "
     "product dE, the kept hole and the rim are met on every render (worst 0.64, 0.14 %, 0.019); "
-    "6 of 60 photos are over the silhouette limit, by the mask's errors: gold earrings up to "
-    "8.1 % (kept warm shadows), the printed tee's missed white fabric 3.7 %, black shoes' shadow "
-    "strip along the toe 2.5 %, a hat's tie shadow 1.8 %; and in part by the estimator's: the "
-    "crayons 4.0 % and a bra 3.7 %, where the reference itself composited with a soft edge "
-    "scores 1.5 % and 0.9 % (up to 7.0 % on other renders)",
+    "the silhouette is over 1 % on 17 renders of 6 photos, where the reference composited with "
+    "a soft edge passes every one: gold earrings up to 4.0 % (kept warm shadows), the printed "
+    "tee 3.9 % (missed white fabric), crayons 2.5 %, shoes 2.5 % (the toe's shadow strip), a bra "
+    "1.1 % and a hat 1.1 % (the tie's shadow); the soft reference is over on 1 render, at 1.02 %",
     strict=True,
 )
 def test_all_60_photos_x_6_styles(shared_data: Path) -> None:
