@@ -178,7 +178,8 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
             # figures use their mean, the CSV also keeps the single view's (see the docstring).
             views = {k: salient_views(v) for k, v in
                      (("ideal", ideal), ("render", r.image), ("ideal_p", ideal_p), ("perfect", p.image))}
-            on_ideal, after = views["ideal"].mean(axis=0), views["render"].mean(axis=0)
+            mean = {k: v.mean(axis=0) for k, v in views.items()}
+            on_ideal, after = mean["ideal"], mean["render"]
             # The estimator's noise floor: the ideal render plus one grey level of noise.
             noisy = np.clip(ideal + rng.integers(-1, 2, ideal.shape), 0, 255).astype(np.uint8)
             rows.append({
@@ -197,16 +198,14 @@ def evaluate(shared_data: Path, stems: list[str], styles: list[str]) -> list[dic
                 # The same figure for the perfect mask composited softly, against its own
                 # ideal render (its scene differs a little: the fill and shadow follow the mask).
                 "silhouette_perfect_soft": _silhouette(
-                    ideal_p, p.image, ref, views["ideal_p"].mean(axis=0),
-                    views["perfect"].mean(axis=0),
+                    ideal_p, p.image, ref, mean["ideal_p"], mean["perfect"]
                 ),
                 # Growth and shrinkage counted on either side of the reference's edge.
                 "silhouette_either_side": _silhouette(
                     ideal, r.image, ref, on_ideal, after, either_side=True
                 ),
                 "silhouette_perfect_soft_either_side": _silhouette(
-                    ideal_p, p.image, ref, views["ideal_p"].mean(axis=0),
-                    views["perfect"].mean(axis=0), either_side=True,
+                    ideal_p, p.image, ref, mean["ideal_p"], mean["perfect"], either_side=True
                 ),
                 # With the estimator's single view and counted on either side, as until 2026-12-06.
                 "silhouette_single_view": _silhouette(
